@@ -10,6 +10,7 @@ pkg_check_modules(SAMPLERATE REQUIRED IMPORTED_TARGET samplerate)
 pkg_check_modules(PORTAUDIO REQUIRED IMPORTED_TARGET portaudio-2.0)
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
 find_package(CLI11 REQUIRED)
+find_package(spdlog REQUIRED)
 
 if(LOA_BUILD_TESTS)
   find_package(Catch2 2 REQUIRED)

@@ -11,14 +11,23 @@
 
 namespace loa::codecs {
 
-/// What a programme carries; chooses the Opus signal hint and mode.
+/// What a programme carries; chooses the Opus application, signal hint and mode.
+///
+/// Speech: OPUS_APPLICATION_VOIP + OPUS_SIGNAL_VOICE, so libopus picks SILK or
+/// hybrid modes, which carry in-band FEC (LBRR) when `inband_fec` is on and the
+/// expected loss is > 0. At 40/60 ms with FEC on, the audio bandwidth is capped
+/// at wideband (8 kHz): that keeps SILK's native 40/60 ms frames, whose FEC
+/// covers the whole lost packet (a 40/60 ms hybrid packet is 20 ms frames and
+/// its FEC would cover only the last 20 ms of the lost one). SILK sends FEC
+/// only for frames its VAD rates as active (not for silence or steady noise).
+/// Music: OPUS_APPLICATION_AUDIO + OPUS_SIGNAL_MUSIC, CELT, no in-band FEC.
 enum class Content {
-    Speech,  // OPUS_SIGNAL_VOICE, SILK/hybrid modes that carry in-band FEC
-    Music,   // OPUS_SIGNAL_MUSIC, CELT, no in-band FEC
+    Speech,
+    Music,
 };
 
 struct OpusEncoderConfig {
-    int bitrate_bps = 64000;
+    int bitrate_bps = 64000;       // 6000..510000
     int complexity = 9;            // 0..10
     int ptime_ms = 20;             // 10, 20, 40 or 60
     Content content = Content::Speech;
@@ -28,7 +37,10 @@ struct OpusEncoderConfig {
 
 class OpusEncoder {
 public:
-    /// Throws codecs::Error(BadArgument) on an invalid config.
+    /// Throws codecs::Error(BadArgument) on an invalid config (ptime not
+    /// 10/20/40/60, bitrate outside 6000..510000, complexity outside 0..10,
+    /// loss outside 0..100), Error(Internal) if libopus fails. config() then
+    /// reports inband_fec = false for Content::Music.
     explicit OpusEncoder(const OpusEncoderConfig& config);
     ~OpusEncoder();
     OpusEncoder(const OpusEncoder&) = delete;
@@ -36,16 +48,23 @@ public:
     OpusEncoder(OpusEncoder&&) noexcept;
     OpusEncoder& operator=(OpusEncoder&&) noexcept;
 
-    /// Encodes exactly one frame (frame_samples(ptime_ms) samples) into `out`.
-    /// On Ok, `written` holds the packet size. Real-time safe.
+    /// Encodes exactly one frame (frame_samples(ptime_ms) samples) into `out`
+    /// (at most kMaxOpusPacketBytes of it are used). On Ok, `written` holds the
+    /// packet size; otherwise it is 0. BadArgument: wrong frame length;
+    /// BufferTooSmall: `out` too small; Internal: libopus failure.
+    /// Real-time safe: no allocation, no locks.
     [[nodiscard]] Status encode(std::span<const float> pcm, std::span<std::uint8_t> out,
                                 std::size_t& written) noexcept;
 
-    /// Updates the expected-loss hint (e.g. from cluster reports). Real-time safe.
+    /// Updates the expected-loss hint (e.g. from cluster reports); 0 turns
+    /// speech FEC off until raised again. BadArgument outside 0..100.
+    /// Real-time safe.
     [[nodiscard]] Status set_expected_loss(int pct) noexcept;
+    /// BadArgument outside 6000..510000. Real-time safe.
     [[nodiscard]] Status set_bitrate(int bps) noexcept;
 
     const OpusEncoderConfig& config() const noexcept { return config_; }
+    /// Samples per frame (frame_samples(ptime_ms)); 0 on a moved-from encoder.
     std::size_t frame_size() const noexcept;
 
 private:

@@ -68,11 +68,34 @@ struct RtcpCompound {
 /// Validates and parses a compound RTCP packet: each sub-packet must have
 /// version 2, a length that fits, a valid padding and a known or skippable
 /// type; the first must be SR or RR unless `require_report_first` is false.
+/// The whole packet is validated before Ok is returned; any other result
+/// leaves `out` unspecified. Results:
+///   Truncated      empty input, or fewer than 4 bytes left for a sub-packet
+///                  header;
+///   BadVersion     a sub-packet's version field is not 2;
+///   BadLength      a declared length runs past the end, or a sub-packet is
+///                  too short for what it declares (report/source count,
+///                  SR sender info, APP name, BYE reason), or an SDES chunk
+///                  or item runs past its sub-packet or lacks its null item;
+///   BadPadding     P set on a sub-packet other than the last, or its padding
+///                  count is 0 or larger than the sub-packet body;
+///   BadPacketType  the first sub-packet is not SR/RR (when required).
+/// Types other than 200..204 (e.g. 205/206 feedback, XR) are skipped once
+/// their header and length are valid. sender_ssrc comes from the first SR or
+/// RR; report blocks of every SR/RR are collected. Of each SDES chunk the
+/// first CNAME item is kept (other items are skipped). Any thread; no
+/// allocation; spans and string_views point into `packet`.
 [[nodiscard]] Status parse_rtcp(std::span<const std::uint8_t> packet, RtcpCompound& out,
                                 bool require_report_first = true) noexcept;
 
 /// Appends RTCP packets to a buffer. Each add_*() returns BufferTooSmall and
-/// leaves the buffer unchanged when the packet would not fit.
+/// leaves the buffer unchanged when the packet would not fit. Invalid
+/// arguments also leave it unchanged:
+///   BadLength      more than 31 report blocks, a CNAME over 255 bytes, an
+///                  APP name that is not exactly 4 characters, APP data that
+///                  is not a multiple of 4 bytes or over 262132 bytes;
+///   BadPacketType  an APP subtype over 31.
+/// Writes no padding (P bit clear). One owner; no allocation.
 class RtcpWriter {
 public:
     explicit RtcpWriter(std::span<std::uint8_t> out) noexcept : out_(out) {}
@@ -93,9 +116,15 @@ private:
     std::size_t size_ = 0;
 };
 
+/// Seconds between the NTP epoch (1900-01-01) and the Unix epoch (1970-01-01).
+inline constexpr std::uint64_t kNtpUnixEpochOffsetS = 2208988800ULL;
+
 /// NTP time helpers: 32.32 fixed point seconds since 1900-01-01 from Unix
-/// nanoseconds, and the "middle 32 bits" used for LSR.
+/// nanoseconds (fraction rounded to nearest; seconds wrap modulo 2^32 as NTP
+/// era 0 does in 2036), and the "middle 32 bits" used for LSR.
 std::uint64_t ntp_from_unix_ns(std::int64_t unix_ns) noexcept;
+/// Inverse of ntp_from_unix_ns() for era 0 (1900..2036), to within 1 ns.
+std::int64_t unix_ns_from_ntp(std::uint64_t ntp) noexcept;
 inline std::uint32_t ntp_middle32(std::uint64_t ntp) noexcept {
     return static_cast<std::uint32_t>(ntp >> 16);
 }

@@ -1,0 +1,170 @@
+// loa-engine: the Loa daemon. Reads its TOML config, plays every programme it
+// declares to its clusters, and stops cleanly on SIGINT/SIGTERM.
+//
+// Exit status: 0 clean stop, 78 (EX_CONFIG) bad configuration, 1 start-up
+// failure (socket, encoder), 2 bad command line.
+
+#include <signal.h>
+#include <sysexits.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include "loa/engine/config.h"
+#include "loa/engine/engine.h"
+#include "loa/engine/sdp.h"
+
+namespace {
+
+// Where the exported SDP says the stream goes: the group, else the first destination.
+std::optional<boost::asio::ip::udp::endpoint> first_receiver(const loa::engine::EngineConfig& config,
+                                                             const loa::engine::ProgramConfig& p) {
+    if (p.multicast) return p.multicast;
+    const auto all = config.destinations_of(p);
+    if (all.empty()) return std::nullopt;
+    return all.front();
+}
+
+int print_sdp(const loa::engine::EngineConfig& config, const std::string& name) {
+    const auto* p = config.find_program(name);
+    if (p == nullptr) {
+        std::cerr << "loa-engine: no programme named '" << name << "' in " << config.file.string() << "\n";
+        return EX_USAGE;
+    }
+    auto origin = config.engine.listen.address();
+    if (origin.is_unspecified()) origin = boost::asio::ip::make_address("127.0.0.1");
+    std::cout << loa::engine::make_sdp(*p, origin.to_string(), config.engine.cname, first_receiver(config, *p),
+                                       config.engine.multicast_ttl);
+    return 0;
+}
+
+void write_sdp_files(const loa::engine::EngineConfig& config, const boost::asio::ip::udp::endpoint& local) {
+    auto origin = local.address();
+    if (origin.is_unspecified()) origin = boost::asio::ip::make_address("127.0.0.1");
+    for (const auto& p : config.programs) {
+        if (!p.sdp_file) continue;
+        std::ofstream out(*p.sdp_file);
+        out << loa::engine::make_sdp(p, origin.to_string(), config.engine.cname, first_receiver(config, p),
+                                     config.engine.multicast_ttl);
+        if (!out) {
+            spdlog::error("cannot write SDP file {} for programme '{}'", p.sdp_file->string(), p.name);
+        } else {
+            spdlog::info("programme '{}': SDP written to {}", p.name, p.sdp_file->string());
+        }
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"loa-engine: Loa audio distribution engine"};
+    std::string config_path;
+    std::string sdp_program;
+    std::string stats_out;
+    double duration_s = 0;
+    bool check_only = false;
+    app.add_option("-c,--config", config_path, "TOML configuration file")->required();
+    app.add_option("--sdp", sdp_program, "print the SDP of PROGRAMME and exit");
+    app.add_option("--stats-out", stats_out, "write counters and cluster state as JSON to FILE at exit");
+    app.add_option("--duration", duration_s, "stop after SECONDS (0 = run until SIGINT/SIGTERM)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_flag("--check", check_only, "validate the configuration and exit");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : EX_USAGE;
+    }
+
+    auto logger = spdlog::stderr_color_mt("loa");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+    loa::engine::EngineConfig config;
+    try {
+        config = loa::engine::load_config(config_path);
+    } catch (const loa::engine::ConfigError& e) {
+        std::cerr << "loa-engine: configuration error: " << e.what() << "\n";
+        return EX_CONFIG;
+    }
+    spdlog::set_level(spdlog::level::from_str(config.engine.log_level));
+    if (!sdp_program.empty()) return print_sdp(config, sdp_program);
+    if (check_only) {
+        std::cout << config_path << ": ok (" << config.programs.size() << " programmes, " << config.clusters.size()
+                  << " clusters)\n";
+        return 0;
+    }
+
+    // Block the stop signals in every thread; main waits for them below.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    loa::engine::SystemClock clock;
+    std::unique_ptr<loa::engine::Engine> engine;
+    try {
+        engine = std::make_unique<loa::engine::Engine>(config, clock,
+                                                       [](const std::string& m) { spdlog::warn("{}", m); });
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot start: {}", e.what());
+        return 1;
+    }
+    const auto local = engine->local_endpoint();
+    write_sdp_files(config, local);
+    engine->start();
+    std::printf("listening %s:%u\n", local.address().to_string().c_str(), static_cast<unsigned>(local.port()));
+    std::fflush(stdout);
+    for (const auto& p : engine->programs()) {
+        spdlog::info("programme '{}' ssrc {} ({} ms, {} b/s) to {} destination(s)", p->config().name, p->ssrc(),
+                     p->config().ptime_ms, p->config().bitrate_bps, engine->destination_count(*p));
+    }
+
+    // Under systemd (Type=notify): tell it we are up, and keep its watchdog
+    // fed from this thread while waiting for a stop signal.
+    sd_notify(0, "READY=1");
+    std::uint64_t watchdog_us = 0;
+    if (sd_watchdog_enabled(0, &watchdog_us) <= 0) watchdog_us = 0;
+
+    loa::engine::SystemClock wait_clock;
+    const auto stop_at = duration_s > 0 ? wait_clock.now_ns() + static_cast<std::int64_t>(duration_s * 1e9) : 0;
+    int sig = 0;
+    for (;;) {
+        std::int64_t wait_ns = 3'600'000'000'000;
+        if (watchdog_us > 0) wait_ns = static_cast<std::int64_t>(watchdog_us) * 1000 / 2;
+        if (stop_at > 0) {
+            const auto left = stop_at - wait_clock.now_ns();
+            if (left <= 0) break;
+            wait_ns = std::min(wait_ns, left);
+        }
+        timespec ts{};
+        ts.tv_sec = static_cast<time_t>(wait_ns / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(wait_ns % 1'000'000'000);
+        siginfo_t info{};
+        sig = sigtimedwait(&stop_signals, &info, &ts);
+        if (sig > 0) break;
+        if (watchdog_us > 0) sd_notify(0, "WATCHDOG=1");
+    }
+    sd_notify(0, "STOPPING=1");
+    spdlog::info("stopping ({})", sig > 0 ? strsignal(sig) : "duration reached");
+    engine->stop();
+    const auto json = engine->stats_json();
+    if (!stats_out.empty()) {
+        std::ofstream out(stats_out);
+        out << json << "\n";
+        if (!out) spdlog::error("cannot write stats to {}", stats_out);
+    }
+    const auto fs = engine->fanout_stats();
+    spdlog::info("sent {} datagrams ({} errors, {} frames missed, {} dropped)", fs.datagrams_sent, fs.send_errors,
+                 fs.frames_missed, fs.frames_dropped);
+    return 0;
+}

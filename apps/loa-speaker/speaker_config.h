@@ -1,0 +1,43 @@
+#pragma once
+// Settings of one speaker receiver and the parsing of its address options.
+// Start-up code: parse functions throw std::invalid_argument with a message.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+namespace loa::speaker {
+
+/// An engine media may come from: an address and, optionally, a port.
+struct EngineAddress {
+    boost::asio::ip::address address;
+    std::optional<std::uint16_t> port;  // none: any source port; RTCP goes to the latched one
+
+    bool matches(const boost::asio::ip::udp::endpoint& from) const noexcept;
+};
+
+/// Parses "HOST", "HOST:PORT", "V6", "[V6]" or "[V6]:PORT" (numeric addresses).
+EngineAddress parse_engine_address(const std::string& text);
+
+/// An IPv4-mapped IPv6 address becomes plain IPv4; anything else is unchanged.
+boost::asio::ip::address normalize(const boost::asio::ip::address& a) noexcept;
+
+struct SpeakerConfig {
+    std::string cluster_id;                 // RTCP SDES CNAME, at most 255 bytes
+    std::vector<EngineAddress> engines;     // media accepted only from these
+    int jitter_ms = 60;                     // jitter-buffer target delay
+    int volume_pct = 100;                   // software volume 0..100
+    int report_interval_ms = 1000;          // RTCP report period
+    std::uint32_t ssrc = 0;                 // own RTCP SSRC; 0 = random at start
+    std::size_t jitter_capacity = 128;      // jitter-buffer slots
+    std::int64_t long_gap_ns = 200'000'000; // concealment longer than this turns to silence
+};
+
+/// Throws std::invalid_argument when a setting is out of range.
+void validate(const SpeakerConfig& config);
+
+}  // namespace loa::speaker

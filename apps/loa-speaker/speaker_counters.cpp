@@ -1,0 +1,87 @@
+#include "loa-speaker/speaker_counters.h"
+
+#include <cstdio>
+
+namespace loa::speaker {
+
+namespace {
+
+std::string json_escape(const std::string& s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (u < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", u);
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+CountersSnapshot Counters::snapshot() const noexcept {
+    constexpr auto r = std::memory_order_relaxed;
+    CountersSnapshot s;
+    s.received = received.load(r);
+    s.lost = lost.load(r);
+    s.late = late.load(r);
+    s.duplicate = duplicate.load(r);
+    s.malformed = malformed.load(r);
+    s.foreign = foreign.load(r);
+    s.concealed = concealed.load(r);
+    s.fec_recovered = fec_recovered.load(r);
+    s.underruns = underruns.load(r);
+    s.rtcp_sent = rtcp_sent.load(r);
+    s.rtcp_received = rtcp_received.load(r);
+    s.sr_received = sr_received.load(r);
+    s.decode_errors = decode_errors.load(r);
+    s.overflow = overflow.load(r);
+    s.ssrc_changes = ssrc_changes.load(r);
+    s.samples_played = samples_played.load(r);
+    s.playing_ssrc = playing_ssrc.load(r);
+    s.buffer_delay_ms = buffer_delay_ms.load(r);
+    return s;
+}
+
+#define LOA_COUNTER_FIELDS(X)                                                                   \
+    X(received) X(lost) X(late) X(duplicate) X(malformed) X(foreign) X(concealed) X(fec_recovered) \
+    X(underruns) X(rtcp_sent) X(rtcp_received) X(sr_received) X(decode_errors) X(overflow)      \
+    X(ssrc_changes) X(samples_played)
+
+std::string CountersSnapshot::to_text() const {
+    std::string out;
+    char line[96];
+#define X(name)                                                                              \
+    std::snprintf(line, sizeof line, "  %-14s %llu\n", #name, static_cast<unsigned long long>(name)); \
+    out += line;
+    LOA_COUNTER_FIELDS(X)
+#undef X
+    std::snprintf(line, sizeof line, "  %-14s 0x%08x\n", "playing_ssrc", playing_ssrc);
+    out += line;
+    std::snprintf(line, sizeof line, "  %-14s %d ms\n", "buffer_delay", buffer_delay_ms);
+    out += line;
+    return out;
+}
+
+std::string CountersSnapshot::to_json(const std::string& cluster_id) const {
+    std::string out = "{\"cluster_id\":\"" + json_escape(cluster_id) + "\"";
+    out += ",\"playing_ssrc\":" + std::to_string(playing_ssrc);
+#define X(name) out += ",\"" #name "\":" + std::to_string(name);
+    LOA_COUNTER_FIELDS(X)
+#undef X
+    out += ",\"buffer_delay_ms\":" + std::to_string(buffer_delay_ms);
+    out += "}";
+    return out;
+}
+
+#undef LOA_COUNTER_FIELDS
+
+}  // namespace loa::speaker

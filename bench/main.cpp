@@ -1,0 +1,13 @@
+// loa-bench: the benchmarking harness. One subcommand per scenario.
+#include <CLI/CLI.hpp>
+
+#include "fanout.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"loa-bench: Loa's benchmarking harness (fan-out against the sendmmsg limit and GStreamer)"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  loa::bench::add_fanout_scenario(app, exit_code);
+  CLI11_PARSE(app, argc, argv);
+  return exit_code;
+}

@@ -1,0 +1,101 @@
+#pragma once
+// The engine's TOML configuration: process settings, clusters and programmes.
+// load_config() validates everything before anything starts; a problem is a
+// ConfigError naming the file, the key and what is wrong (loa-engine exits 78).
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/udp.hpp>
+
+#include "loa/codecs/opus_encoder.h"
+#include "loa/engine/priority.h"
+
+namespace loa::engine {
+
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(std::string file, std::string key, const std::string& problem);
+    const std::string& file() const noexcept { return file_; }
+    const std::string& key() const noexcept { return key_; }
+
+private:
+    std::string file_;
+    std::string key_;
+};
+
+struct SourceConfig {
+    enum class Type { Tone, Clip };
+    Type type = Type::Tone;
+    double gain_db = 0.0;
+    // tone
+    double frequency_hz = 1000.0;
+    double level_db = -12.0;  // dBFS peak of the sine
+    // clip
+    std::filesystem::path path;  // absolute (resolved against the config's folder)
+    bool loop = true;
+};
+
+struct ClusterConfig {
+    std::string id;  // equals the CNAME the speaker reports
+    boost::asio::ip::udp::endpoint address;
+};
+
+struct ProgramConfig {
+    std::string name;
+    std::uint32_t ssrc = 0;  // derived from the name unless configured
+    std::uint8_t payload_type = 96;
+    int ptime_ms = 20;
+    int bitrate_bps = 64000;
+    int complexity = 9;
+    codecs::Content content = codecs::Content::Speech;
+    int expected_loss_pct = 10;
+    Priority priority = Priority::Scheduled;
+    std::vector<std::string> clusters;                           // cluster ids
+    std::vector<boost::asio::ip::udp::endpoint> destinations;    // plain unicast addresses
+    std::optional<boost::asio::ip::udp::endpoint> multicast;     // group:port
+    std::optional<std::filesystem::path> sdp_file;               // written at start
+    std::vector<SourceConfig> sources;
+};
+
+struct EngineSettings {
+    boost::asio::ip::udp::endpoint listen{boost::asio::ip::address_v4::any(), 5004};
+    std::optional<boost::asio::ip::udp::endpoint> listen_v6;
+    std::size_t fanout_threads = 2;
+    std::size_t fanout_batch = 1024;
+    int cluster_timeout_s = 15;
+    int multicast_ttl = 8;
+    bool multicast_loop = true;
+    std::optional<boost::asio::ip::address> multicast_interface;
+    std::string cname = "loa-engine";
+    std::string log_level = "info";
+};
+
+struct EngineConfig {
+    std::filesystem::path file;
+    EngineSettings engine;
+    std::vector<ClusterConfig> clusters;
+    std::vector<ProgramConfig> programs;
+
+    const ClusterConfig* find_cluster(const std::string& id) const noexcept;
+    const ProgramConfig* find_program(const std::string& name) const noexcept;
+    /// Every address a programme is sent to: its clusters' addresses, its
+    /// plain destinations, then its multicast group.
+    std::vector<boost::asio::ip::udp::endpoint> destinations_of(const ProgramConfig& program) const;
+};
+
+/// Reads and validates `path`. Throws ConfigError.
+EngineConfig load_config(const std::filesystem::path& path);
+/// Same, from TOML text; relative clip paths resolve against `base_dir`.
+EngineConfig parse_config(const std::string& toml_text, const std::string& file_name,
+                          const std::filesystem::path& base_dir);
+
+/// Stable SSRC for a programme name (FNV-1a), used when none is configured so
+/// that an exported SDP stays valid across restarts.
+std::uint32_t ssrc_for_name(const std::string& name) noexcept;
+
+}  // namespace loa::engine

@@ -1,0 +1,84 @@
+#pragma once
+// A programme: its sources mixed into one frame, encoded once with Opus,
+// packetised as RTP (one SSRC) and handed to the fan-out group that holds
+// every destination hearing it. Also emits the programme's RTCP sender report
+// (with SDES CNAME) once a second through the same group.
+//
+// Threads: constructed and destroyed on the control thread; produce_frame()
+// only on the media thread (no allocation, no locks, no blocking I/O);
+// counters readable from any thread.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "loa/codecs/audio_format.h"
+#include "loa/codecs/opus_encoder.h"
+#include "loa/engine/clock.h"
+#include "loa/engine/config.h"
+#include "loa/engine/source.h"
+#include "loa/transport/fanout_sender.h"
+#include "loa/transport/packet_pool.h"
+
+namespace loa::engine {
+
+struct ProgramCounters {
+    std::atomic<std::uint64_t> frames_encoded{0};
+    std::atomic<std::uint64_t> encode_errors{0};
+    std::atomic<std::uint64_t> frames_dropped{0};  // no free packet slot or a shard queue full
+    std::atomic<std::uint64_t> frames_late{0};     // deadline passed by more than one period
+    std::atomic<std::uint64_t> sr_sent{0};
+    std::atomic<std::uint64_t> packets_sent{0};    // RTP packets submitted (per programme, not per destination)
+    std::atomic<std::uint64_t> octets_sent{0};     // RTP payload octets (for the SR)
+    transport::MicrosHistogram encode_us;
+};
+
+class Program {
+public:
+    /// `group`: the fan-out group carrying this programme. `cname`: the
+    /// engine's RTCP CNAME. Throws codecs::Error on an encoder it cannot make.
+    Program(const ProgramConfig& config, std::uint32_t group, std::string cname);
+
+    /// Media thread. Produces the frame due at `deadline_ns` (monotonic) and
+    /// submits it; `unix_ns` is the wall-clock time of that deadline, used
+    /// for the sender report's NTP timestamp.
+    void produce_frame(std::int64_t deadline_ns, std::int64_t unix_ns, transport::PacketPool& pool,
+                       transport::FanoutSender& fanout, const Clock& clock) noexcept;
+
+    /// Media thread. Accounts for `frames` frames that were skipped after a
+    /// stall: the RTP timestamp and sequence move on as if they were lost.
+    void skip_frames(std::uint64_t frames) noexcept;
+
+    const ProgramConfig& config() const noexcept { return config_; }
+    std::uint32_t group() const noexcept { return group_; }
+    std::uint32_t ssrc() const noexcept { return config_.ssrc; }
+    std::int64_t period_ns() const noexcept { return static_cast<std::int64_t>(config_.ptime_ms) * 1'000'000; }
+    const ProgramCounters& counters() const noexcept { return counters_; }
+    const std::vector<std::unique_ptr<Source>>& sources() const noexcept { return sources_; }
+
+private:
+    void send_sender_report(std::int64_t unix_ns, transport::PacketPool& pool,
+                            transport::FanoutSender& fanout) noexcept;
+
+    ProgramConfig config_;
+    std::uint32_t group_;
+    std::string cname_;
+    std::size_t frame_samples_;
+    std::uint64_t frames_per_report_;
+    codecs::OpusEncoder encoder_;
+    std::vector<std::unique_ptr<Source>> sources_;
+    std::vector<float> gains_;
+    std::vector<float> mix_;      // one frame
+    std::vector<float> scratch_;  // one frame
+    std::vector<std::uint8_t> opus_;
+    std::uint16_t sequence_;
+    std::uint32_t timestamp_;
+    std::uint64_t frame_count_ = 0;
+    bool first_packet_ = true;
+    ProgramCounters counters_;
+};
+
+}  // namespace loa::engine

@@ -1,0 +1,92 @@
+#pragma once
+// Audio sources a programme mixes. render() runs on the media thread: it must
+// not allocate, lock, block or log. Construction and destruction happen on
+// the control thread.
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <thread>
+
+#include "loa/codecs/dsp.h"
+#include "loa/engine/config.h"
+
+namespace loa::engine {
+
+struct SourceCounters {
+    std::atomic<std::uint64_t> frames{0};
+    std::atomic<std::uint64_t> underruns{0};  // no audio ready: silence played instead
+};
+
+class Source {
+public:
+    virtual ~Source() = default;
+    /// Media thread. Overwrites `out` (one frame) with the source's audio;
+    /// silence when it has none. Returns false once the source has ended for
+    /// good (a clip played once), true otherwise.
+    virtual bool render(std::span<float> out) noexcept = 0;
+    virtual const std::string& description() const noexcept = 0;
+    const SourceCounters& counters() const noexcept { return counters_; }
+
+protected:
+    SourceCounters counters_;
+};
+
+/// A continuous sine.
+class ToneSource final : public Source {
+public:
+    ToneSource(double frequency_hz, double level_db);
+    bool render(std::span<float> out) noexcept override;
+    const std::string& description() const noexcept override { return description_; }
+
+private:
+    codecs::ToneGenerator tone_;
+    std::string description_;
+};
+
+/// A clip file decoded by its own thread into a bounded frame ring that the
+/// media thread drains. If the file cannot be read the source stays silent
+/// and error() says why; the programme plays on.
+class ClipSource final : public Source {
+public:
+    /// `frame_samples`: one packet time at 48 kHz. `ring_frames`: how far
+    /// the decoder may run ahead. Starts the decoder thread.
+    ClipSource(std::filesystem::path path, bool loop, std::size_t frame_samples, std::size_t ring_frames = 64);
+    ~ClipSource() override;
+    ClipSource(const ClipSource&) = delete;
+    ClipSource& operator=(const ClipSource&) = delete;
+
+    bool render(std::span<float> out) noexcept override;
+    const std::string& description() const noexcept override { return description_; }
+    /// Empty while the clip is readable; else the decoder's error message.
+    /// Control thread; valid once ready() is true.
+    std::string error() const;
+    /// True once the decoder has opened the file (or failed to).
+    bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
+
+private:
+    void decode_loop();
+
+    std::filesystem::path path_;
+    bool loop_;
+    std::size_t frame_samples_;
+    std::size_t ring_frames_;
+    std::unique_ptr<float[]> ring_;
+    std::string description_;
+    std::string error_;
+    alignas(64) std::atomic<std::uint64_t> produced_{0};  // frames written by the decoder
+    alignas(64) std::atomic<std::uint64_t> consumed_{0};  // frames read by the media thread
+    std::atomic<std::uint32_t> wake_{0};  // bumped on every consume and on stop
+    std::atomic<bool> finished_{false};  // decoder reached the end (not looping) or failed
+    std::atomic<bool> ready_{false};
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+/// Builds the source a config entry describes.
+std::unique_ptr<Source> make_source(const SourceConfig& config, std::size_t frame_samples);
+
+}  // namespace loa::engine

@@ -1,0 +1,107 @@
+#include "loa/engine/cluster_registry.h"
+
+#include <cstring>
+
+#include "loa/transport/rtcp_packet.h"
+
+namespace loa::engine {
+
+ClusterRegistry::ClusterRegistry(const std::vector<ClusterConfig>& clusters, std::int64_t timeout_ns)
+    : timeout_ns_(timeout_ns) {
+    for (const auto& c : clusters) {
+        ClusterSnapshot s;
+        s.id = c.id;
+        s.configured_address = c.address;
+        clusters_.emplace(c.id, std::move(s));
+        order_.push_back(c.id);
+    }
+}
+
+ClusterRegistry::Result ClusterRegistry::on_rtcp(std::span<const std::uint8_t> datagram,
+                                                 const boost::asio::ip::udp::endpoint& from, std::int64_t now_ns,
+                                                 std::int64_t unix_ns, std::string& id, bool& came_online) {
+    transport::RtcpCompound rtcp;
+    if (transport::parse_rtcp(datagram, rtcp) != transport::Status::Ok) return Result::Malformed;
+
+    std::string_view cname;
+    for (std::size_t i = 0; i < rtcp.sdes_count; ++i) {
+        if (rtcp.sdes[i].ssrc == rtcp.sender_ssrc && !rtcp.sdes[i].cname.empty()) {
+            cname = rtcp.sdes[i].cname;
+            break;
+        }
+    }
+    if (cname.empty()) return Result::NoCname;
+
+    std::lock_guard lock(mutex_);
+    auto it = clusters_.find(std::string(cname));
+    if (it == clusters_.end()) return Result::UnknownCluster;
+    auto& s = it->second;
+    id = s.id;
+    came_online = !s.online;
+    s.online = true;
+    s.last_report_ns = now_ns;
+    s.last_report_unix_ns = unix_ns;
+    s.report_address = from;
+    ++s.reports;
+
+    for (std::size_t i = 0; i < rtcp.app_count; ++i) {
+        const auto& app = rtcp.apps[i];
+        if (app.subtype == transport::kClusterStatusSubtype &&
+            std::memcmp(app.name.data(), transport::kClusterStatusAppName, 4) == 0) {
+            transport::ClusterStatus st;
+            if (transport::decode_cluster_status(app.data, st) == transport::Status::Ok) {
+                s.status = st;
+                s.has_status = true;
+            }
+        }
+    }
+    // Prefer the report block about the SSRC it says it plays; else the first.
+    const transport::RtcpReportBlock* block = nullptr;
+    for (std::size_t i = 0; i < rtcp.block_count; ++i) {
+        if (block == nullptr || (s.has_status && rtcp.blocks[i].ssrc == s.status.playing_ssrc)) {
+            block = &rtcp.blocks[i];
+        }
+    }
+    if (block != nullptr) {
+        s.fraction_lost = block->fraction_lost / 256.0;
+        s.cumulative_lost = block->cumulative_lost;
+        s.jitter_rtp = block->jitter;
+    }
+    return Result::Accepted;
+}
+
+std::vector<std::string> ClusterRegistry::sweep(std::int64_t now_ns) {
+    std::vector<std::string> gone;
+    std::lock_guard lock(mutex_);
+    for (auto& [id, s] : clusters_) {
+        if (s.online && now_ns - s.last_report_ns > timeout_ns_) {
+            s.online = false;
+            gone.push_back(id);
+        }
+    }
+    return gone;
+}
+
+std::vector<ClusterSnapshot> ClusterRegistry::snapshot() const {
+    std::lock_guard lock(mutex_);
+    std::vector<ClusterSnapshot> out;
+    out.reserve(order_.size());
+    for (const auto& id : order_) out.push_back(clusters_.at(id));
+    return out;
+}
+
+std::optional<ClusterSnapshot> ClusterRegistry::find(const std::string& id) const {
+    std::lock_guard lock(mutex_);
+    auto it = clusters_.find(id);
+    if (it == clusters_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::size_t ClusterRegistry::online_count() const {
+    std::lock_guard lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& [id, s] : clusters_) n += s.online ? 1 : 0;
+    return n;
+}
+
+}  // namespace loa::engine

@@ -1,0 +1,340 @@
+#include "loa/engine/config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "loa/codecs/audio_format.h"
+#include "loa/transport/udp_socket.h"
+
+namespace loa::engine {
+
+ConfigError::ConfigError(std::string file, std::string key, const std::string& problem)
+    : std::runtime_error(file + (key.empty() ? std::string() : ": " + key) + ": " + problem),
+      file_(std::move(file)),
+      key_(std::move(key)) {}
+
+const ClusterConfig* EngineConfig::find_cluster(const std::string& id) const noexcept {
+    for (const auto& c : clusters) {
+        if (c.id == id) return &c;
+    }
+    return nullptr;
+}
+
+const ProgramConfig* EngineConfig::find_program(const std::string& name) const noexcept {
+    for (const auto& p : programs) {
+        if (p.name == name) return &p;
+    }
+    return nullptr;
+}
+
+std::vector<boost::asio::ip::udp::endpoint> EngineConfig::destinations_of(const ProgramConfig& program) const {
+    std::vector<boost::asio::ip::udp::endpoint> out;
+    out.reserve(program.clusters.size() + program.destinations.size() + 1);
+    for (const auto& id : program.clusters) {
+        if (const auto* c = find_cluster(id)) out.push_back(c->address);
+    }
+    out.insert(out.end(), program.destinations.begin(), program.destinations.end());
+    if (program.multicast) out.push_back(*program.multicast);
+    return out;
+}
+
+std::uint32_t ssrc_for_name(const std::string& name) noexcept {
+    std::uint32_t h = 2166136261u;
+    for (const char ch : name) {
+        const auto c = static_cast<unsigned char>(ch);
+        h ^= c;
+        h *= 16777619u;
+    }
+    return h == 0 ? 1u : h;
+}
+
+namespace {
+
+// Reads typed values out of one TOML table, reporting problems with the
+// table's dotted path, and rejects keys it was never asked about (typos).
+class TableReader {
+public:
+    TableReader(const toml::table& table, std::string path, const std::string& file)
+        : table_(table), path_(std::move(path)), file_(file) {}
+
+    [[noreturn]] void fail(const std::string& key, const std::string& problem) const {
+        throw ConfigError(file_, qualified(key), problem);
+    }
+
+    std::string qualified(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+    bool has(const std::string& key) {
+        known_.insert(key);
+        return table_.contains(key);
+    }
+
+    std::optional<std::string> string(const std::string& key) {
+        if (!has(key)) return std::nullopt;
+        const auto* v = table_.get(key)->as_string();
+        if (v == nullptr) fail(key, "must be a string");
+        return v->get();
+    }
+
+    std::string required_string(const std::string& key) {
+        auto v = string(key);
+        if (!v) fail(key, "is required");
+        if (v->empty()) fail(key, "must not be empty");
+        return *v;
+    }
+
+    std::optional<std::int64_t> integer(const std::string& key, std::int64_t lo, std::int64_t hi) {
+        if (!has(key)) return std::nullopt;
+        const auto* v = table_.get(key)->as_integer();
+        if (v == nullptr) fail(key, "must be an integer");
+        const auto x = v->get();
+        if (x < lo || x > hi) {
+            fail(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                          " (got " + std::to_string(x) + ")");
+        }
+        return x;
+    }
+
+    std::optional<double> number(const std::string& key, double lo, double hi) {
+        if (!has(key)) return std::nullopt;
+        const auto* node = table_.get(key);
+        double x = 0;
+        if (const auto* f = node->as_floating_point()) {
+            x = f->get();
+        } else if (const auto* i = node->as_integer()) {
+            x = static_cast<double>(i->get());
+        } else {
+            fail(key, "must be a number");
+        }
+        if (!(x >= lo && x <= hi)) {
+            std::ostringstream os;
+            os << "must be between " << lo << " and " << hi << " (got " << x << ")";
+            fail(key, os.str());
+        }
+        return x;
+    }
+
+    std::optional<bool> boolean(const std::string& key) {
+        if (!has(key)) return std::nullopt;
+        const auto* v = table_.get(key)->as_boolean();
+        if (v == nullptr) fail(key, "must be true or false");
+        return v->get();
+    }
+
+    std::vector<std::string> strings(const std::string& key) {
+        std::vector<std::string> out;
+        if (!has(key)) return out;
+        const auto* arr = table_.get(key)->as_array();
+        if (arr == nullptr) fail(key, "must be an array of strings");
+        for (const auto& el : *arr) {
+            const auto* s = el.as_string();
+            if (s == nullptr) fail(key, "must be an array of strings");
+            out.push_back(s->get());
+        }
+        return out;
+    }
+
+    const toml::array* tables(const std::string& key) {
+        if (!has(key)) return nullptr;
+        const auto* arr = table_.get(key)->as_array();
+        if (arr == nullptr || !arr->is_array_of_tables()) {
+            fail(key, "must be an array of tables ([[" + qualified(key) + "]])");
+        }
+        return arr;
+    }
+
+    const toml::table* table(const std::string& key) {
+        if (!has(key)) return nullptr;
+        const auto* t = table_.get(key)->as_table();
+        if (t == nullptr) fail(key, "must be a table ([" + qualified(key) + "])");
+        return t;
+    }
+
+    boost::asio::ip::udp::endpoint endpoint(const std::string& key, const std::string& text,
+                                            const std::string& default_host) const {
+        try {
+            return transport::parse_endpoint(text, default_host);
+        } catch (const std::exception& e) {
+            fail(key, std::string("is not an address: ") + e.what());
+        }
+    }
+
+    /// Call after reading every key: any key not asked about is an error.
+    void reject_unknown() const {
+        for (const auto& [k, v] : table_) {
+            const std::string key(k.str());
+            if (!known_.contains(key)) fail(key, "is not a known setting");
+        }
+    }
+
+private:
+    const toml::table& table_;
+    std::string path_;
+    const std::string& file_;
+    std::set<std::string> known_;
+};
+
+void read_engine(TableReader& r, EngineSettings& s) {
+    if (auto v = r.string("listen")) s.listen = r.endpoint("listen", *v, "0.0.0.0");
+    if (auto v = r.string("listen_v6")) s.listen_v6 = r.endpoint("listen_v6", *v, "::");
+    if (auto v = r.integer("fanout_threads", 1, 64)) s.fanout_threads = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("fanout_batch", 1, 1024)) s.fanout_batch = static_cast<std::size_t>(*v);
+    if (auto v = r.integer("cluster_timeout_s", 1, 3600)) s.cluster_timeout_s = static_cast<int>(*v);
+    if (auto v = r.integer("multicast_ttl", 0, 255)) s.multicast_ttl = static_cast<int>(*v);
+    if (auto v = r.boolean("multicast_loop")) s.multicast_loop = *v;
+    if (auto v = r.string("multicast_interface")) {
+        boost::system::error_code ec;
+        auto a = boost::asio::ip::make_address(*v, ec);
+        if (ec) r.fail("multicast_interface", "is not an IP address");
+        s.multicast_interface = a;
+    }
+    if (auto v = r.string("cname")) s.cname = *v;
+    if (auto v = r.string("log_level")) {
+        static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
+        if (!levels.contains(*v)) r.fail("log_level", "must be one of trace, debug, info, warn, error, off");
+        s.log_level = *v;
+    }
+    r.reject_unknown();
+}
+
+SourceConfig read_source(TableReader& r, const std::filesystem::path& base_dir) {
+    SourceConfig s;
+    const auto type = r.required_string("type");
+    if (auto v = r.number("gain_db", -60.0, 24.0)) s.gain_db = *v;
+    if (type == "tone") {
+        s.type = SourceConfig::Type::Tone;
+        if (auto v = r.number("frequency", 20.0, 20000.0)) s.frequency_hz = *v;
+        if (auto v = r.number("level_db", -96.0, 0.0)) s.level_db = *v;
+    } else if (type == "clip") {
+        s.type = SourceConfig::Type::Clip;
+        std::filesystem::path p = r.required_string("path");
+        s.path = p.is_absolute() ? p : base_dir / p;
+        if (auto v = r.boolean("loop")) s.loop = *v;
+    } else {
+        r.fail("type", "must be \"tone\" or \"clip\" (got \"" + type + "\")");
+    }
+    r.reject_unknown();
+    return s;
+}
+
+ProgramConfig read_program(TableReader& r, const std::string& file, const std::filesystem::path& base_dir,
+                           const EngineConfig& cfg) {
+    ProgramConfig p;
+    p.name = r.required_string("name");
+    p.ssrc = ssrc_for_name(p.name);
+    if (auto v = r.integer("ssrc", 1, 0xFFFFFFFFll)) p.ssrc = static_cast<std::uint32_t>(*v);
+    if (auto v = r.integer("payload_type", 96, 127)) p.payload_type = static_cast<std::uint8_t>(*v);
+    if (auto v = r.integer("ptime_ms", 10, 60)) {
+        if (!codecs::is_valid_ptime_ms(static_cast<int>(*v))) r.fail("ptime_ms", "must be 10, 20, 40 or 60");
+        p.ptime_ms = static_cast<int>(*v);
+    }
+    if (auto v = r.integer("bitrate", 6000, 510000)) p.bitrate_bps = static_cast<int>(*v);
+    if (auto v = r.integer("complexity", 0, 10)) p.complexity = static_cast<int>(*v);
+    if (auto v = r.integer("expected_loss_pct", 0, 100)) p.expected_loss_pct = static_cast<int>(*v);
+    if (auto v = r.string("content")) {
+        if (*v == "speech") {
+            p.content = codecs::Content::Speech;
+        } else if (*v == "music") {
+            p.content = codecs::Content::Music;
+        } else {
+            r.fail("content", "must be \"speech\" or \"music\"");
+        }
+    }
+    if (auto v = r.string("priority")) {
+        auto pr = parse_priority(*v);
+        if (!pr) r.fail("priority", "must be one of background, scheduled, commune, district, province, emergency");
+        p.priority = *pr;
+    }
+    p.clusters = r.strings("clusters");
+    for (const auto& id : p.clusters) {
+        if (cfg.find_cluster(id) == nullptr) r.fail("clusters", "names unknown cluster \"" + id + "\"");
+    }
+    for (const auto& d : r.strings("destinations")) {
+        p.destinations.push_back(r.endpoint("destinations", d, ""));
+    }
+    if (auto v = r.string("multicast")) {
+        auto ep = r.endpoint("multicast", *v, "");
+        if (!ep.address().is_multicast()) r.fail("multicast", "\"" + *v + "\" is not a multicast group");
+        p.multicast = ep;
+    }
+    if (auto v = r.string("sdp_file")) {
+        std::filesystem::path sp = *v;
+        p.sdp_file = sp.is_absolute() ? sp : base_dir / sp;
+    }
+    if (const auto* arr = r.tables("source")) {
+        std::size_t i = 0;
+        for (const auto& node : *arr) {
+            TableReader sr(*node.as_table(), r.qualified("source") + "[" + std::to_string(i++) + "]", file);
+            p.sources.push_back(read_source(sr, base_dir));
+        }
+    }
+    if (p.sources.empty()) r.fail("source", "a programme needs at least one [[program.source]]");
+    r.reject_unknown();
+    return p;
+}
+
+}  // namespace
+
+EngineConfig parse_config(const std::string& toml_text, const std::string& file_name,
+                          const std::filesystem::path& base_dir) {
+    toml::table root;
+    try {
+        root = toml::parse(toml_text, file_name);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream os;
+        os << "line " << e.source().begin.line << ", column " << e.source().begin.column << ": "
+           << e.description();
+        throw ConfigError(file_name, "", os.str());
+    }
+
+    EngineConfig cfg;
+    cfg.file = file_name;
+    TableReader top(root, "", file_name);
+    if (const auto* t = top.table("engine")) {
+        TableReader r(*t, "engine", file_name);
+        read_engine(r, cfg.engine);
+    }
+    if (const auto* arr = top.tables("cluster")) {
+        std::size_t i = 0;
+        for (const auto& node : *arr) {
+            TableReader r(*node.as_table(), "cluster[" + std::to_string(i++) + "]", file_name);
+            ClusterConfig c;
+            c.id = r.required_string("id");
+            if (cfg.find_cluster(c.id) != nullptr) r.fail("id", "duplicate cluster id \"" + c.id + "\"");
+            c.address = r.endpoint("address", r.required_string("address"), "");
+            r.reject_unknown();
+            cfg.clusters.push_back(std::move(c));
+        }
+    }
+    if (const auto* arr = top.tables("program")) {
+        std::size_t i = 0;
+        for (const auto& node : *arr) {
+            TableReader r(*node.as_table(), "program[" + std::to_string(i++) + "]", file_name);
+            auto p = read_program(r, file_name, base_dir, cfg);
+            if (cfg.find_program(p.name) != nullptr) r.fail("name", "duplicate programme name \"" + p.name + "\"");
+            for (const auto& other : cfg.programs) {
+                if (other.ssrc == p.ssrc) {
+                    r.fail("ssrc", "programmes \"" + other.name + "\" and \"" + p.name + "\" share an SSRC");
+                }
+            }
+            cfg.programs.push_back(std::move(p));
+        }
+    }
+    top.reject_unknown();
+    return cfg;
+}
+
+EngineConfig load_config(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError(path.string(), "", "cannot read the file");
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto base = path.parent_path();
+    if (base.empty()) base = ".";
+    return parse_config(text.str(), path.string(), std::filesystem::absolute(base));
+}
+
+}  // namespace loa::engine

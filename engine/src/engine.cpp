@@ -1,0 +1,351 @@
+#include "loa/engine/engine.h"
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <google/protobuf/util/json_util.h>
+
+#include "loa/engine/v1/stats.pb.h"
+#include "loa/transport/rtp_packet.h"
+#include "loa/transport/udp_socket.h"
+
+namespace loa::engine {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+
+// One bound socket of the engine's RTP/RTCP port. Every fan-out shard sends
+// through its own socket (SO_REUSEPORT on one port, so clusters see one
+// source); reports arriving on any of them are read by the I/O thread.
+struct Receiver {
+    explicit Receiver(udp::socket s) : socket(std::move(s)) {}
+    udp::socket socket;
+    std::array<std::uint8_t, 2048> buf{};
+    udp::endpoint from;
+};
+
+struct Engine::Io {
+    asio::io_context context;
+    std::vector<std::unique_ptr<Receiver>> v4;
+    std::vector<std::unique_ptr<Receiver>> v6;
+    std::optional<asio::steady_timer> sweep_timer;
+};
+
+namespace {
+// Reads and discards queued socket errors (IP_RECVERR); returns how many.
+std::uint64_t drain_error_queue(int fd) {
+    std::uint64_t n = 0;
+    std::array<char, 512> control{};
+    std::array<std::uint8_t, 64> data{};
+    for (; n < 1024; ++n) {
+        iovec iov{data.data(), data.size()};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.data();
+        msg.msg_controllen = control.size();
+        if (::recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+    }
+    return n;
+}
+
+transport::UdpOptions socket_options(const EngineSettings& s) {
+    transport::UdpOptions o;
+    o.send_buffer_bytes = 8 << 20;
+    o.reuse_port = true;       // one socket per fan-out shard, all on the same port
+    o.receive_errors = true;   // ICMP refusals are reported (and counted), not silently lost
+    o.multicast_ttl = s.multicast_ttl;
+    o.multicast_loop = s.multicast_loop;
+    o.multicast_interface = s.multicast_interface;
+    return o;
+}
+
+}  // namespace
+
+Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
+    : config_(config),
+      clock_(clock),
+      events_(std::move(events)),
+      io_(std::make_unique<Io>()),
+      registry_(config.clusters, static_cast<std::int64_t>(config.engine.cluster_timeout_s) * 1'000'000'000) {
+    const auto opts = socket_options(config_.engine);
+    const auto shards = std::max<std::size_t>(config_.engine.fanout_threads, 1);
+    // Opens `shards` sockets on one port: the first may pick an ephemeral
+    // port, the rest join it.
+    auto open_all = [&](udp::endpoint ep, std::vector<std::unique_ptr<Receiver>>& out, const char* what) {
+        try {
+            for (std::size_t i = 0; i < shards; ++i) {
+                out.push_back(std::make_unique<Receiver>(transport::open_udp(io_->context, ep, opts)));
+                if (i == 0) ep.port(out.front()->socket.local_endpoint().port());
+            }
+        } catch (const std::exception& e) {
+            throw std::runtime_error(std::string("cannot open ") + what + " socket on " + ep.address().to_string() +
+                                     ":" + std::to_string(ep.port()) + ": " + e.what());
+        }
+    };
+    open_all(config_.engine.listen, io_->v4, "RTP");
+    if (config_.engine.listen_v6) open_all(*config_.engine.listen_v6, io_->v6, "IPv6 RTP");
+
+    std::int64_t min_period = 60'000'000;
+    for (const auto& p : config_.programs) min_period = std::min<std::int64_t>(min_period, p.ptime_ms * 1'000'000LL);
+
+    transport::FanoutConfig fc;
+    fc.threads = config_.engine.fanout_threads;
+    fc.max_batch = config_.engine.fanout_batch;
+    fc.max_groups = std::max<std::size_t>(config_.programs.size(), 1);
+    fc.miss_after_ns = min_period;
+    std::vector<int> fds4, fds6;
+    for (const auto& r : io_->v4) fds4.push_back(r->socket.native_handle());
+    for (const auto& r : io_->v6) fds6.push_back(r->socket.native_handle());
+    fanout_ = std::make_unique<transport::FanoutSender>(fc, fds4, fds6);
+    // Every programme may hold a frame in each shard queue plus one being built.
+    pool_ = std::make_unique<transport::PacketPool>(std::max<std::size_t>(config_.programs.size(), 1) * 160);
+
+    std::uint32_t group = 0;
+    for (const auto& p : config_.programs) {
+        programs_.push_back(std::make_unique<Program>(p, group, config_.engine.cname));
+        std::vector<transport::Destination> dests;
+        for (const auto& ep : config_.destinations_of(p)) dests.push_back({ep, 0});
+        const auto skipped = fanout_->set_destinations(group, dests);
+        if (skipped > 0) {
+            emit("programme '" + p.name + "': " + std::to_string(skipped) +
+                 " destination(s) skipped: no socket of their address family (set engine.listen_v6)");
+        }
+        ++group;
+    }
+}
+
+Engine::~Engine() { stop(); }
+
+void Engine::emit(const std::string& message) const {
+    if (events_) events_(message);
+}
+
+udp::endpoint Engine::local_endpoint() const { return io_->v4.front()->socket.local_endpoint(); }
+
+transport::FanoutStats Engine::fanout_stats() const noexcept { return fanout_->stats(); }
+std::size_t Engine::destination_count(const Program& program) const noexcept {
+    return fanout_->destination_count(program.group());
+}
+const transport::MicrosHistogram& Engine::fanout_spread() const noexcept { return fanout_->spread(); }
+
+void Engine::start() {
+    if (running_) return;
+    running_ = true;
+    started_ns_ = clock_.now_ns();
+
+    // Report clip problems once the decoders have tried to open their files.
+    for (const auto& p : programs_) {
+        for (const auto& s : p->sources()) {
+            if (auto* clip = dynamic_cast<ClipSource*>(s.get())) {
+                while (!clip->ready()) std::this_thread::yield();
+                if (!clip->error().empty()) {
+                    emit("programme '" + p->config().name + "': " + clip->error() + " (the source stays silent)");
+                }
+            }
+        }
+    }
+
+    auto receive = std::make_shared<std::function<void(Receiver&)>>();
+    *receive = [this, receive](Receiver& r) {
+        r.socket.async_receive_from(asio::buffer(r.buf), r.from, [this, receive, &r](auto ec, std::size_t n) {
+            if (ec == asio::error::operation_aborted) return;
+            if (ec) {
+                // An ICMP refusal of an earlier send surfaced here: count it
+                // and clear the socket's error queue, then carry on.
+                ingress_.receive_errors.fetch_add(1 + drain_error_queue(r.socket.native_handle()),
+                                                  std::memory_order_relaxed);
+            } else {
+                handle_datagram(std::span<const std::uint8_t>(r.buf.data(), n), r.from);
+            }
+            if (!stop_.load(std::memory_order_acquire)) (*receive)(r);
+        });
+    };
+    for (auto& r : io_->v4) (*receive)(*r);
+    for (auto& r : io_->v6) (*receive)(*r);
+
+    io_->sweep_timer.emplace(io_->context);
+    auto sweep = std::make_shared<std::function<void()>>();
+    *sweep = [this, sweep] {
+        io_->sweep_timer->expires_after(std::chrono::seconds(1));
+        io_->sweep_timer->async_wait([this, sweep](auto ec) {
+            if (ec) return;
+            for (const auto& id : registry_.sweep(clock_.now_ns())) {
+                emit("cluster '" + id + "' offline: no report for " +
+                     std::to_string(config_.engine.cluster_timeout_s) + " s");
+            }
+            fanout_->collect_garbage();
+            (*sweep)();
+        });
+    };
+    (*sweep)();
+
+    io_thread_ = std::thread([this] { io_->context.run(); });
+    media_thread_ = std::thread([this] { media_loop(); });
+}
+
+void Engine::handle_datagram(std::span<const std::uint8_t> d, const udp::endpoint& from) {
+    if (!transport::looks_like_rtcp(d)) {
+        ingress_.rtp_unexpected.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    ingress_.rtcp_received.fetch_add(1, std::memory_order_relaxed);
+    std::string id;
+    bool came_online = false;
+    switch (registry_.on_rtcp(d, from, clock_.now_ns(), clock_.unix_ns(), id, came_online)) {
+        case ClusterRegistry::Result::Accepted:
+            if (came_online) {
+                emit("cluster '" + id + "' online from " + from.address().to_string() + ":" +
+                     std::to_string(from.port()));
+            }
+            break;
+        case ClusterRegistry::Result::Malformed:
+            ingress_.rtcp_malformed.fetch_add(1, std::memory_order_relaxed);
+            break;
+        case ClusterRegistry::Result::NoCname:
+            ingress_.rtcp_no_cname.fetch_add(1, std::memory_order_relaxed);
+            break;
+        case ClusterRegistry::Result::UnknownCluster:
+            ingress_.rtcp_unknown_cluster.fetch_add(1, std::memory_order_relaxed);
+            break;
+    }
+}
+
+void Engine::stop() {
+    if (!running_) return;
+    stop_.store(true, std::memory_order_release);
+    if (media_thread_.joinable()) media_thread_.join();
+    io_->context.stop();
+    if (io_thread_.joinable()) io_thread_.join();
+    running_ = false;
+    stopped_ns_ = clock_.now_ns();
+}
+
+void Engine::media_loop() {
+    // Absolute deadlines: programme i's frame n is due at start + n * period_i.
+    const std::int64_t start = clock_.now_ns() + 2'000'000;
+    std::vector<std::uint64_t> index(programs_.size(), 0);
+    while (!stop_.load(std::memory_order_acquire)) {
+        if (programs_.empty()) {
+            clock_.sleep_until(clock_.now_ns() + 100'000'000);
+            continue;
+        }
+        std::int64_t next = INT64_MAX;
+        for (std::size_t i = 0; i < programs_.size(); ++i) {
+            next = std::min(next, start + static_cast<std::int64_t>(index[i]) * programs_[i]->period_ns());
+        }
+        clock_.sleep_until(next);
+        const auto now = clock_.now_ns();
+        const auto unix_now = clock_.unix_ns();
+        for (std::size_t i = 0; i < programs_.size(); ++i) {
+            auto& p = *programs_[i];
+            const auto period = p.period_ns();
+            auto deadline = start + static_cast<std::int64_t>(index[i]) * period;
+            if (deadline > now) continue;
+            if (now - deadline > period) {
+                // Stalled for more than a frame: skip what can no longer be on time.
+                const auto skip = static_cast<std::uint64_t>((now - deadline) / period);
+                p.skip_frames(skip);
+                index[i] += skip;
+                deadline = start + static_cast<std::int64_t>(index[i]) * period;
+            }
+            p.produce_frame(deadline, unix_now - (now - deadline), *pool_, *fanout_, clock_);
+            ++index[i];
+        }
+    }
+}
+
+std::string Engine::stats_json() const {
+    namespace pb = loa::engine::v1;
+    pb::EngineStats s;
+    s.set_uptime_ms(((running_ ? clock_.now_ns() : stopped_ns_) - started_ns_) / 1'000'000);
+    const auto fs = fanout_->stats();
+    auto* f = s.mutable_fanout();
+    f->set_packets_submitted(fs.packets_submitted);
+    f->set_datagrams_sent(fs.datagrams_sent);
+    f->set_send_errors(fs.send_errors);
+    f->set_frames_dropped(fs.frames_dropped);
+    f->set_frames_missed(fs.frames_missed);
+    f->set_sendmmsg_calls(fs.sendmmsg_calls);
+    f->set_datagrams_dropped(fs.datagrams_dropped);
+    f->set_threads(static_cast<std::uint32_t>(config_.engine.fanout_threads));
+    const auto& spread = fanout_->spread();
+    auto* sd = f->mutable_spread_us();
+    sd->set_count(spread.count());
+    sd->set_p50(spread.quantile(0.5));
+    sd->set_p99(spread.quantile(0.99));
+    sd->set_max(spread.max());
+
+    for (const auto& p : programs_) {
+        auto* ps = s.add_programs();
+        const auto& c = p->counters();
+        ps->set_name(p->config().name);
+        ps->set_ssrc(p->ssrc());
+        ps->set_frames_encoded(c.frames_encoded.load());
+        ps->set_encode_errors(c.encode_errors.load());
+        ps->set_frames_late(c.frames_late.load());
+        ps->set_frames_dropped(c.frames_dropped.load());
+        ps->set_sr_sent(c.sr_sent.load());
+        std::uint64_t underruns = 0;
+        for (const auto& src : p->sources()) underruns += src->counters().underruns.load();
+        ps->set_source_underruns(underruns);
+        ps->set_destinations(static_cast<std::uint32_t>(fanout_->destination_count(p->group())));
+        auto* e = ps->mutable_encode_us();
+        e->set_count(c.encode_us.count());
+        e->set_p50(c.encode_us.quantile(0.5));
+        e->set_p99(c.encode_us.quantile(0.99));
+        e->set_max(c.encode_us.max());
+    }
+
+    for (const auto& c : registry_.snapshot()) {
+        auto* cs = s.add_clusters();
+        cs->set_id(c.id);
+        const auto& addr = c.report_address ? *c.report_address : c.configured_address;
+        cs->set_address(addr.address().to_string() + ":" + std::to_string(addr.port()));
+        cs->set_online(c.online);
+        cs->set_last_report_unix_ms(c.last_report_unix_ns / 1'000'000);
+        cs->set_reports(c.reports);
+        cs->set_fraction_lost(c.fraction_lost);
+        cs->set_cumulative_lost(static_cast<std::uint32_t>(std::max(0, c.cumulative_lost)));
+        cs->set_jitter_ms(c.jitter_rtp / 48);
+        if (c.has_status) {
+            cs->set_playing_ssrc(c.status.playing_ssrc);
+            cs->set_volume_pct(c.status.volume_pct);
+            cs->set_amplifier_on(c.status.amplifier_on);
+            cs->set_buffer_delay_ms(c.status.buffer_delay_ms);
+            cs->set_packets_received(c.status.packets_received);
+            cs->set_packets_late(c.status.packets_late);
+            cs->set_packets_malformed(c.status.packets_malformed);
+            cs->set_frames_concealed(c.status.frames_concealed);
+        }
+    }
+
+    auto* in = s.mutable_ingress();
+    in->set_rtcp_received(ingress_.rtcp_received.load());
+    in->set_rtcp_malformed(ingress_.rtcp_malformed.load());
+    in->set_rtcp_unknown_cluster(ingress_.rtcp_unknown_cluster.load());
+    in->set_rtcp_no_cname(ingress_.rtcp_no_cname.load());
+    in->set_rtp_unexpected(ingress_.rtp_unexpected.load());
+    in->set_receive_errors(ingress_.receive_errors.load());
+
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    s.set_max_rss_kib(static_cast<std::uint64_t>(ru.ru_maxrss));
+    s.set_cpu_user_s(static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6);
+    s.set_cpu_system_s(static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6);
+
+    std::string out;
+    google::protobuf::util::JsonPrintOptions opts;
+    opts.preserve_proto_field_names = true;
+    opts.always_print_primitive_fields = true;
+    (void)google::protobuf::util::MessageToJsonString(s, &out, opts);
+    return out;
+}
+
+}  // namespace loa::engine

@@ -1,0 +1,138 @@
+#include "loa/engine/program.h"
+
+#include <algorithm>
+#include <array>
+#include <random>
+
+#include "loa/codecs/dsp.h"
+#include "loa/transport/rtcp_packet.h"
+#include "loa/transport/rtp_packet.h"
+
+namespace loa::engine {
+
+namespace {
+codecs::OpusEncoderConfig encoder_config(const ProgramConfig& c) {
+    codecs::OpusEncoderConfig e;
+    e.bitrate_bps = c.bitrate_bps;
+    e.complexity = c.complexity;
+    e.ptime_ms = c.ptime_ms;
+    e.content = c.content;
+    e.inband_fec = c.content == codecs::Content::Speech;
+    e.expected_loss_pct = c.expected_loss_pct;
+    return e;
+}
+}  // namespace
+
+Program::Program(const ProgramConfig& config, std::uint32_t group, std::string cname)
+    : config_(config),
+      group_(group),
+      cname_(std::move(cname)),
+      frame_samples_(codecs::frame_samples(config.ptime_ms)),
+      frames_per_report_(static_cast<std::uint64_t>(std::max(1, 1000 / config.ptime_ms))),
+      encoder_(encoder_config(config)),
+      mix_(frame_samples_),
+      scratch_(frame_samples_),
+      opus_(codecs::kMaxOpusPacketBytes) {
+    for (const auto& s : config_.sources) {
+        sources_.push_back(make_source(s, frame_samples_));
+        gains_.push_back(static_cast<float>(codecs::db_to_gain(s.gain_db)));
+    }
+    std::random_device rd;
+    sequence_ = static_cast<std::uint16_t>(rd());
+    timestamp_ = static_cast<std::uint32_t>(rd());
+}
+
+void Program::skip_frames(std::uint64_t frames) noexcept {
+    sequence_ = static_cast<std::uint16_t>(sequence_ + frames);
+    timestamp_ += static_cast<std::uint32_t>(frames * frame_samples_);
+    frame_count_ += frames;
+    counters_.frames_late.fetch_add(frames, std::memory_order_relaxed);
+}
+
+void Program::produce_frame(std::int64_t deadline_ns, std::int64_t unix_ns, transport::PacketPool& pool,
+                            transport::FanoutSender& fanout, const Clock& clock) noexcept {
+    // Mix.
+    std::fill(mix_.begin(), mix_.end(), 0.0f);
+    for (std::size_t i = 0; i < sources_.size(); ++i) {
+        sources_[i]->render(scratch_);
+        codecs::mix_into(mix_, scratch_, gains_[i]);
+    }
+    codecs::hard_limit(mix_);
+
+    // Encode once.
+    const auto t0 = clock.now_ns();
+    std::size_t opus_bytes = 0;
+    const auto st = encoder_.encode(mix_, opus_, opus_bytes);
+    counters_.encode_us.record((clock.now_ns() - t0) / 1000);
+    const auto rtp_timestamp = timestamp_;
+    timestamp_ += static_cast<std::uint32_t>(frame_samples_);
+    const auto sequence = sequence_;
+    ++frame_count_;
+    if (st != codecs::Status::Ok) {
+        counters_.encode_errors.fetch_add(1, std::memory_order_relaxed);
+        return;  // timestamp moved on: receivers conceal the gap
+    }
+    ++sequence_;
+    counters_.frames_encoded.fetch_add(1, std::memory_order_relaxed);
+
+    // Packetise into a pooled slot shared by every destination.
+    transport::PacketSlot* slot = pool.acquire();
+    if (slot == nullptr) {
+        counters_.frames_dropped.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    const std::array<std::uint8_t, 1> level{static_cast<std::uint8_t>(config_.priority)};
+    const std::array<transport::RtpExtensionElement, 1> ext{{{kPriorityExtensionId, level}}};
+    transport::RtpHeaderFields h;
+    h.marker = first_packet_;
+    h.payload_type = config_.payload_type;
+    h.sequence = sequence;
+    h.timestamp = rtp_timestamp;
+    h.ssrc = config_.ssrc;
+    std::size_t written = 0;
+    if (transport::write_rtp(slot->data, h, ext, std::span(opus_.data(), opus_bytes), written) !=
+        transport::Status::Ok) {
+        transport::PacketPool::release(slot);
+        counters_.encode_errors.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    first_packet_ = false;
+    slot->size = written;
+    slot->deadline_ns = deadline_ns;
+    if (fanout.submit(group_, slot) != transport::Status::Ok) {
+        counters_.frames_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    transport::PacketPool::release(slot);
+    counters_.packets_sent.fetch_add(1, std::memory_order_relaxed);
+    counters_.octets_sent.fetch_add(opus_bytes, std::memory_order_relaxed);
+
+    if (frame_count_ % frames_per_report_ == 1 || frames_per_report_ == 1) {
+        send_sender_report(unix_ns, pool, fanout);
+    }
+}
+
+void Program::send_sender_report(std::int64_t unix_ns, transport::PacketPool& pool,
+                                 transport::FanoutSender& fanout) noexcept {
+    transport::PacketSlot* slot = pool.acquire();
+    if (slot == nullptr) return;
+    transport::RtcpWriter w(slot->data);
+    transport::RtcpSenderInfo info;
+    info.ntp_timestamp = transport::ntp_from_unix_ns(unix_ns);
+    // The frame just sent started at `deadline_ns`; its RTP time is timestamp_ - one frame.
+    info.rtp_timestamp = timestamp_ - static_cast<std::uint32_t>(frame_samples_);
+    info.packet_count = static_cast<std::uint32_t>(counters_.packets_sent.load(std::memory_order_relaxed));
+    info.octet_count = static_cast<std::uint32_t>(counters_.octets_sent.load(std::memory_order_relaxed));
+    if (w.add_sr(config_.ssrc, info) != transport::Status::Ok ||
+        w.add_sdes_cname(config_.ssrc, cname_) != transport::Status::Ok) {
+        transport::PacketPool::release(slot);
+        return;
+    }
+    slot->size = w.size();
+    slot->deadline_ns = 0;  // not a media frame: kept out of the spread statistics
+    if (fanout.submit(group_, slot) == transport::Status::Ok) {
+        counters_.sr_sent.fetch_add(1, std::memory_order_relaxed);
+    }
+    transport::PacketPool::release(slot);
+}
+
+}  // namespace loa::engine

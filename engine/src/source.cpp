@@ -1,0 +1,130 @@
+#include "loa/engine/source.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "loa/codecs/clip_reader.h"
+
+namespace loa::engine {
+
+ToneSource::ToneSource(double frequency_hz, double level_db)
+    : tone_(frequency_hz, codecs::db_to_gain(level_db)),
+      description_("tone " + std::to_string(static_cast<int>(frequency_hz)) + " Hz") {}
+
+bool ToneSource::render(std::span<float> out) noexcept {
+    tone_.render(out);
+    counters_.frames.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+ClipSource::ClipSource(std::filesystem::path path, bool loop, std::size_t frame_samples, std::size_t ring_frames)
+    : path_(std::move(path)),
+      loop_(loop),
+      frame_samples_(frame_samples),
+      ring_frames_(ring_frames),
+      ring_(std::make_unique<float[]>(frame_samples * ring_frames)),
+      description_("clip " + path_.string()) {
+    thread_ = std::thread([this] { decode_loop(); });
+}
+
+ClipSource::~ClipSource() {
+    stop_.store(true, std::memory_order_release);
+    wake_.fetch_add(1, std::memory_order_release);
+    wake_.notify_all();
+    thread_.join();
+}
+
+std::string ClipSource::error() const {
+    if (!ready()) return {};
+    return error_;
+}
+
+void ClipSource::decode_loop() {
+    std::unique_ptr<codecs::ClipReader> reader;
+    try {
+        reader = std::make_unique<codecs::ClipReader>(path_);
+    } catch (const std::exception& e) {
+        error_ = e.what();
+        finished_.store(true, std::memory_order_release);
+        ready_.store(true, std::memory_order_release);
+        return;
+    }
+    ready_.store(true, std::memory_order_release);
+
+    while (!stop_.load(std::memory_order_acquire)) {
+        const auto wake = wake_.load(std::memory_order_acquire);
+        const auto produced = produced_.load(std::memory_order_relaxed);
+        const auto consumed = consumed_.load(std::memory_order_acquire);
+        if (produced - consumed >= ring_frames_) {
+            // Ring full: sleep until the media thread consumes a frame (or stop).
+            wake_.wait(wake, std::memory_order_acquire);
+            continue;
+        }
+        std::span<float> slot(ring_.get() + (produced % ring_frames_) * frame_samples_, frame_samples_);
+        std::size_t got = 0;
+        auto st = reader->read(slot, got);
+        if (st == codecs::Status::EndOfStream) {
+            if (loop_) {
+                // Fill the rest of this frame from the start so the loop has no gap.
+                if (reader->rewind() != codecs::Status::Ok) {
+                    error_ = "cannot rewind clip '" + path_.string() + "'";
+                    finished_.store(true, std::memory_order_release);
+                    return;
+                }
+                if (got == 0) continue;
+                std::size_t more = 0;
+                st = reader->read(slot.subspan(got), more);
+                if (st != codecs::Status::Ok && st != codecs::Status::EndOfStream) {
+                    error_ = "cannot decode clip '" + path_.string() + "': " + codecs::to_string(st);
+                    finished_.store(true, std::memory_order_release);
+                    return;
+                }
+            } else {
+                if (got > 0) produced_.fetch_add(1, std::memory_order_release);
+                finished_.store(true, std::memory_order_release);
+                return;
+            }
+        } else if (st != codecs::Status::Ok) {
+            error_ = "cannot decode clip '" + path_.string() + "': " + codecs::to_string(st);
+            finished_.store(true, std::memory_order_release);
+            return;
+        }
+        produced_.fetch_add(1, std::memory_order_release);
+    }
+}
+
+bool ClipSource::render(std::span<float> out) noexcept {
+    const auto consumed = consumed_.load(std::memory_order_relaxed);
+    const auto produced = produced_.load(std::memory_order_acquire);
+    if (produced == consumed) {
+        std::fill(out.begin(), out.end(), 0.0f);
+        if (finished_.load(std::memory_order_acquire)) {
+            // Re-check: the decoder may have published its last frame just now.
+            if (produced_.load(std::memory_order_acquire) == consumed) return false;
+        } else {
+            counters_.underruns.fetch_add(1, std::memory_order_relaxed);
+        }
+        return true;
+    }
+    const float* slot = ring_.get() + (consumed % ring_frames_) * frame_samples_;
+    const auto n = std::min(out.size(), frame_samples_);
+    std::copy(slot, slot + n, out.begin());
+    std::fill(out.begin() + static_cast<std::ptrdiff_t>(n), out.end(), 0.0f);
+    consumed_.store(consumed + 1, std::memory_order_release);
+    wake_.fetch_add(1, std::memory_order_release);
+    wake_.notify_one();
+    counters_.frames.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+std::unique_ptr<Source> make_source(const SourceConfig& config, std::size_t frame_samples) {
+    switch (config.type) {
+        case SourceConfig::Type::Tone:
+            return std::make_unique<ToneSource>(config.frequency_hz, config.level_db);
+        case SourceConfig::Type::Clip:
+            return std::make_unique<ClipSource>(config.path, config.loop, frame_samples);
+    }
+    return nullptr;
+}
+
+}  // namespace loa::engine

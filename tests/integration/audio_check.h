@@ -1,0 +1,45 @@
+#pragma once
+// Shared checks for integration tests: read a WAV a program wrote and judge
+// the tone in it with tolerances.
+
+#include <filesystem>
+#include <vector>
+
+#include "loa/codecs/clip_reader.h"
+#include "loa/codecs/tone_analysis.h"
+
+namespace loa::test {
+
+inline std::vector<float> read_wav(const std::filesystem::path& path) {
+    codecs::ClipReader reader(path);
+    std::vector<float> all;
+    std::vector<float> chunk(48000);
+    for (;;) {
+        std::size_t got = 0;
+        const auto st = reader.read(chunk, got);
+        all.insert(all.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(got));
+        if (st != codecs::Status::Ok) break;
+    }
+    return all;
+}
+
+struct ToneCheck {
+    std::size_t audible_samples = 0;  // between first and last sample above the threshold
+    codecs::ToneFit fit;              // over the audible part minus 100 ms at each edge
+};
+
+/// Finds the audible stretch of `pcm` and fits a tone over its steady middle.
+inline ToneCheck check_tone(const std::vector<float>& pcm, float threshold = 0.05f) {
+    ToneCheck out;
+    const auto first = codecs::first_above(pcm, threshold);
+    if (first >= pcm.size()) return out;
+    std::size_t last = pcm.size() - 1;
+    while (last > first && std::abs(pcm[last]) <= threshold) --last;
+    out.audible_samples = last - first + 1;
+    const std::size_t edge = 4800;
+    if (out.audible_samples <= 2 * edge + 4800) return out;
+    out.fit = codecs::fit_tone(std::span<const float>(pcm.data() + first + edge, out.audible_samples - 2 * edge));
+    return out;
+}
+
+}  // namespace loa::test
