@@ -4,7 +4,7 @@
 CONFIG ?= packaging/examples/loa-engine.toml
 FUZZ_SECONDS ?= 60
 
-.PHONY: run test deps build release asan fuzz bench clean
+.PHONY: run test deps build release asan fuzz bench deb clean
 
 deps:
 	@packaging/install-deps.sh
@@ -40,6 +40,10 @@ fuzz: deps
 
 bench: release
 	@echo "run e.g.: build/release/bench/loa-bench fanout --clusters 10000 --seconds 60 --json"
+
+# Debian package of the release build (build/release/loa_*.deb).
+deb: release
+	cd build/release && cpack -G DEB
 
 clean:
 	rm -rf build
