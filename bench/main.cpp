@@ -2,12 +2,14 @@
 #include <CLI/CLI.hpp>
 
 #include "fanout.h"
+#include "impair.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"loa-bench: Loa's benchmarking harness (fan-out against the sendmmsg limit and GStreamer)"};
   app.require_subcommand(1);
   int exit_code = 0;
   loa::bench::add_fanout_scenario(app, exit_code);
+  loa::bench::add_impair_command(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -19,9 +19,16 @@
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
 
+#include <unistd.h>
+
+#include <google/protobuf/util/json_util.h>
+
 #include "loa/engine/config.h"
+#include "loa/engine/control_server.h"
+#include "loa/engine/control_service.h"
 #include "loa/engine/engine.h"
 #include "loa/engine/sdp.h"
+#include "loa/engine/store.h"
 
 namespace {
 
@@ -61,6 +68,56 @@ void write_sdp_files(const loa::engine::EngineConfig& config, const boost::asio:
             spdlog::info("programme '{}': SDP written to {}", p.name, p.sdp_file->string());
         }
     }
+}
+
+// The control plane (store + service + socket), present when engine.state_dir is set.
+struct ControlPlane {
+    std::unique_ptr<loa::engine::Store> store;
+    std::unique_ptr<loa::engine::ControlService> service;
+    std::unique_ptr<loa::engine::ControlServer> server;
+};
+
+std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig& config,
+                                                 const loa::engine::Clock& clock, const loa::engine::Engine& engine) {
+    const auto& dir = *config.engine.state_dir;
+    std::filesystem::create_directories(dir);
+    auto cp = std::make_unique<ControlPlane>();
+    cp->store = std::make_unique<loa::engine::Store>(dir / "state.db");
+    cp->service = std::make_unique<loa::engine::ControlService>(*cp->store, clock, static_cast<unsigned>(::geteuid()));
+    cp->service->set_stats_provider([&engine] {
+        loa::engine::v1::EngineStats stats;
+        google::protobuf::util::JsonParseOptions opts;
+        opts.ignore_unknown_fields = true;
+        if (!google::protobuf::util::JsonStringToMessage(engine.stats_json(), &stats, opts).ok()) {
+            spdlog::warn("control: engine stats did not parse");
+        }
+        return stats;
+    });
+    cp->service->set_live_state_provider([&engine](const std::string& id) -> std::optional<loa::engine::v1::ClusterState> {
+        const auto snap = engine.clusters().find(id);
+        if (!snap) return std::nullopt;
+        loa::engine::v1::ClusterState st;
+        st.set_id(snap->id);
+        if (snap->report_address) {
+            st.set_address(snap->report_address->address().to_string() + ":" +
+                           std::to_string(snap->report_address->port()));
+        }
+        st.set_online(snap->online);
+        st.set_last_report_unix_ms(snap->last_report_unix_ns / 1'000'000);
+        st.set_reports(snap->reports);
+        if (snap->has_status) {
+            st.set_playing_ssrc(snap->status.playing_ssrc);
+            st.set_volume_pct(snap->status.volume_pct);
+            st.set_amplifier_on(snap->status.amplifier_on);
+            st.set_buffer_delay_ms(snap->status.buffer_delay_ms);
+        }
+        return st;
+    });
+    loa::engine::ControlServerOptions opts;
+    opts.socket_path = config.control.socket ? *config.control.socket : dir / "control.sock";
+    opts.max_frame_bytes = config.control.max_frame_bytes;
+    cp->server = std::make_unique<loa::engine::ControlServer>(*cp->service, opts);
+    return cp;
 }
 
 }  // namespace
@@ -111,18 +168,39 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
     loa::engine::SystemClock clock;
+    std::unique_ptr<ControlPlane> control;  // set before the engine starts, read by its I/O thread
     std::unique_ptr<loa::engine::Engine> engine;
     try {
-        engine = std::make_unique<loa::engine::Engine>(config, clock,
-                                                       [](const std::string& m) { spdlog::warn("{}", m); });
+        engine = std::make_unique<loa::engine::Engine>(config, clock, [&control](const std::string& m) {
+            spdlog::warn("{}", m);
+            if (control) control->server->post_engine_message(m);
+        });
     } catch (const std::exception& e) {
         spdlog::critical("cannot start: {}", e.what());
         return 1;
+    }
+    if (config.engine.state_dir) {
+        try {
+            control = open_control_plane(config, clock, *engine);
+            control->server->start();
+        } catch (const std::exception& e) {
+            spdlog::critical("cannot start the control plane: {}", e.what());
+            return 1;
+        }
     }
     const auto local = engine->local_endpoint();
     write_sdp_files(config, local);
     engine->start();
     std::printf("listening %s:%u\n", local.address().to_string().c_str(), static_cast<unsigned>(local.port()));
+    if (engine->realtime_refused()) {
+        spdlog::warn("real-time priority {} refused (needs CAP_SYS_NICE or LimitRTPRIO=); running with normal "
+                     "scheduling", config.engine.realtime_priority);
+    }
+    if (control) {
+        std::printf("control %s\n", control->server->socket_path().c_str());
+        spdlog::info("control socket {} (state in {}, schema v{})", control->server->socket_path().string(),
+                     control->store->path().string(), control->store->schema_version());
+    }
     std::fflush(stdout);
     for (const auto& p : engine->programs()) {
         spdlog::info("programme '{}' ssrc {} ({} ms, {} b/s) to {} destination(s)", p->config().name, p->ssrc(),
@@ -157,6 +235,7 @@ int main(int argc, char** argv) {
     sd_notify(0, "STOPPING=1");
     spdlog::info("stopping ({})", sig > 0 ? strsignal(sig) : "duration reached");
     engine->stop();
+    if (control) control->server->stop();
     const auto json = engine->stats_json();
     if (!stats_out.empty()) {
         std::ofstream out(stats_out);

@@ -177,7 +177,25 @@ private:
     std::set<std::string> known_;
 };
 
-void read_engine(TableReader& r, EngineSettings& s) {
+std::filesystem::path resolve_path(const std::string& text, const std::filesystem::path& base_dir) {
+    std::filesystem::path p = text;
+    return (p.is_absolute() ? p : base_dir / p).lexically_normal();
+}
+
+void read_control(TableReader& r, ControlSettings& s, const std::filesystem::path& base_dir) {
+    if (auto v = r.string("socket")) {
+        if (v->empty()) r.fail("socket", "must not be empty");
+        s.socket = resolve_path(*v, base_dir);
+    }
+    if (auto v = r.integer("max_frame_bytes", 1024, 64ll << 20)) s.max_frame_bytes = static_cast<std::size_t>(*v);
+    r.reject_unknown();
+}
+
+void read_engine(TableReader& r, EngineSettings& s, const std::filesystem::path& base_dir) {
+    if (auto v = r.string("state_dir")) {
+        if (v->empty()) r.fail("state_dir", "must not be empty");
+        s.state_dir = resolve_path(*v, base_dir);
+    }
     if (auto v = r.string("listen")) s.listen = r.endpoint("listen", *v, "0.0.0.0");
     if (auto v = r.string("listen_v6")) s.listen_v6 = r.endpoint("listen_v6", *v, "::");
     if (auto v = r.integer("fanout_threads", 1, 64)) s.fanout_threads = static_cast<std::size_t>(*v);
@@ -192,6 +210,7 @@ void read_engine(TableReader& r, EngineSettings& s) {
         s.multicast_interface = a;
     }
     if (auto v = r.string("cname")) s.cname = *v;
+    if (auto v = r.integer("realtime_priority", 0, 99)) s.realtime_priority = static_cast<int>(*v);
     if (auto v = r.string("log_level")) {
         static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
         if (!levels.contains(*v)) r.fail("log_level", "must be one of trace, debug, info, warn, error, off");
@@ -295,7 +314,11 @@ EngineConfig parse_config(const std::string& toml_text, const std::string& file_
     TableReader top(root, "", file_name);
     if (const auto* t = top.table("engine")) {
         TableReader r(*t, "engine", file_name);
-        read_engine(r, cfg.engine);
+        read_engine(r, cfg.engine, base_dir);
+    }
+    if (const auto* t = top.table("control")) {
+        TableReader r(*t, "control", file_name);
+        read_control(r, cfg.control, base_dir);
     }
     if (const auto* arr = top.tables("cluster")) {
         std::size_t i = 0;

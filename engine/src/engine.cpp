@@ -13,6 +13,7 @@
 
 #include "loa/engine/v1/stats.pb.h"
 #include "loa/transport/rtp_packet.h"
+#include "loa/transport/thread_priority.h"
 #include "loa/transport/udp_socket.h"
 
 namespace loa::engine {
@@ -100,6 +101,7 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
     fc.max_batch = config_.engine.fanout_batch;
     fc.max_groups = std::max<std::size_t>(config_.programs.size(), 1);
     fc.miss_after_ns = min_period;
+    fc.realtime_priority = config_.engine.realtime_priority;
     std::vector<int> fds4, fds6;
     for (const auto& r : io_->v4) fds4.push_back(r->socket.native_handle());
     for (const auto& r : io_->v6) fds6.push_back(r->socket.native_handle());
@@ -187,7 +189,15 @@ void Engine::start() {
     (*sweep)();
 
     io_thread_ = std::thread([this] { io_->context.run(); });
-    media_thread_ = std::thread([this] { media_loop(); });
+    media_started_.store(false);
+    media_thread_ = std::thread([this] {
+        const int prio = config_.engine.realtime_priority;
+        if (prio > 0 && !transport::set_realtime_priority(prio)) media_realtime_refused_.store(true);
+        media_started_.store(true, std::memory_order_release);
+        media_started_.notify_all();
+        media_loop();
+    });
+    media_started_.wait(false, std::memory_order_acquire);
 }
 
 void Engine::handle_datagram(std::span<const std::uint8_t> d, const udp::endpoint& from) {
@@ -217,6 +227,10 @@ void Engine::handle_datagram(std::span<const std::uint8_t> d, const udp::endpoin
     }
 }
 
+bool Engine::realtime_refused() const noexcept {
+    return media_realtime_refused_.load() || fanout_->realtime_refused();
+}
+
 void Engine::stop() {
     if (!running_) return;
     stop_.store(true, std::memory_order_release);
@@ -226,6 +240,12 @@ void Engine::stop() {
     running_ = false;
     stopped_ns_ = clock_.now_ns();
 }
+
+namespace {
+// How far behind its deadlines the media thread may fall and still send
+// every frame (in a burst); beyond it, frames are skipped and counted late.
+constexpr std::int64_t kMaxCatchUpNs = 200'000'000;
+}  // namespace
 
 void Engine::media_loop() {
     // Absolute deadlines: programme i's frame n is due at start + n * period_i.
@@ -248,15 +268,23 @@ void Engine::media_loop() {
             const auto period = p.period_ns();
             auto deadline = start + static_cast<std::int64_t>(index[i]) * period;
             if (deadline > now) continue;
-            if (now - deadline > period) {
-                // Stalled for more than a frame: skip what can no longer be on time.
-                const auto skip = static_cast<std::uint64_t>((now - deadline) / period);
+            if (now - deadline > kMaxCatchUpNs) {
+                // Stalled for longer than receivers can absorb: skip what can
+                // no longer be useful, keep the last kMaxCatchUpNs.
+                const auto skip = static_cast<std::uint64_t>((now - deadline - kMaxCatchUpNs) / period) + 1;
                 p.skip_frames(skip);
                 index[i] += skip;
                 deadline = start + static_cast<std::int64_t>(index[i]) * period;
             }
-            p.produce_frame(deadline, unix_now - (now - deadline), *pool_, *fanout_, clock_);
-            ++index[i];
+            // Produce every frame that is due; after a short stall (a busy
+            // host, a preempted VM) the overdue ones go out back to back and
+            // the receivers' jitter buffers absorb the burst.
+            while (deadline <= now) {
+                if (now - deadline > period) p.count_late();
+                p.produce_frame(deadline, unix_now - (now - deadline), *pool_, *fanout_, clock_);
+                ++index[i];
+                deadline += period;
+            }
         }
     }
 }
@@ -290,6 +318,7 @@ std::string Engine::stats_json() const {
         ps->set_frames_encoded(c.frames_encoded.load());
         ps->set_encode_errors(c.encode_errors.load());
         ps->set_frames_late(c.frames_late.load());
+        ps->set_frames_skipped(c.frames_skipped.load());
         ps->set_frames_dropped(c.frames_dropped.load());
         ps->set_sr_sent(c.sr_sent.load());
         std::uint64_t underruns = 0;

@@ -46,7 +46,7 @@ void Program::skip_frames(std::uint64_t frames) noexcept {
     sequence_ = static_cast<std::uint16_t>(sequence_ + frames);
     timestamp_ += static_cast<std::uint32_t>(frames * frame_samples_);
     frame_count_ += frames;
-    counters_.frames_late.fetch_add(frames, std::memory_order_relaxed);
+    counters_.frames_skipped.fetch_add(frames, std::memory_order_relaxed);
 }
 
 void Program::produce_frame(std::int64_t deadline_ns, std::int64_t unix_ns, transport::PacketPool& pool,

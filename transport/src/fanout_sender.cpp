@@ -1,4 +1,5 @@
 #include "loa/transport/fanout_sender.h"
+#include "loa/transport/thread_priority.h"
 
 #include <linux/futex.h>
 #include <netinet/in.h>
@@ -316,6 +317,7 @@ struct FanoutSender::Impl {
     MicrosHistogram spread;
 
     alignas(64) std::atomic<bool> stopping{false};
+    std::atomic<bool> realtime_refused{false};
     std::atomic<std::uint64_t> sets_reclaimed{0};
     std::vector<Retired> retired;  // control thread only
 };
@@ -563,7 +565,12 @@ FanoutSender::FanoutSender(const FanoutConfig& config, std::span<const int> fds_
     try {
         for (std::size_t i = 0; i < impl_->shards.size(); ++i) {
             Shard& shard = *impl_->shards[i];
-            shard.thread = std::thread([impl = impl_.get(), i] { impl->run(i); });
+            shard.thread = std::thread([impl = impl_.get(), i] {
+                if (impl->config.realtime_priority > 0 && !set_realtime_priority(impl->config.realtime_priority)) {
+                    impl->realtime_refused.store(true, std::memory_order_relaxed);
+                }
+                impl->run(i);
+            });
             const std::string name = "loa-fanout-" + std::to_string(i);
             ::pthread_setname_np(shard.thread.native_handle(), name.c_str());
         }
@@ -630,6 +637,10 @@ Status FanoutSender::submit(std::uint32_t group, PacketSlot* packet) noexcept {
 std::size_t FanoutSender::destination_count(std::uint32_t group) const noexcept {
     if (group >= impl_->config.max_groups) return 0;
     return impl_->group_sizes[group].load(std::memory_order_relaxed);
+}
+
+bool FanoutSender::realtime_refused() const noexcept {
+    return impl_->realtime_refused.load(std::memory_order_relaxed);
 }
 
 FanoutStats FanoutSender::stats() const noexcept {

@@ -127,5 +127,5 @@ TEST_CASE("programme_skipped_frames_advance_rtp_time", "[program]") {
     REQUIRE(transport::RtpView::parse(keep[1], b) == transport::Status::Ok);
     CHECK(transport::seq_delta(a.sequence(), b.sequence()) == 4);
     CHECK(b.timestamp() - a.timestamp() == 4u * 480u);
-    CHECK(prog.counters().frames_late.load() == 3);
+    CHECK(prog.counters().frames_skipped.load() == 3);
 }

@@ -73,11 +73,25 @@ struct EngineSettings {
     std::optional<boost::asio::ip::address> multicast_interface;
     std::string cname = "loa-engine";
     std::string log_level = "info";
+    /// SCHED_FIFO priority of the media thread and fan-out shards (1..99);
+    /// 0 keeps normal scheduling. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO
+    /// (systemd LimitRTPRIO=); without it the engine warns and runs normally.
+    int realtime_priority = 10;
+    /// Folder of the persistent state (state.db). Unset = no control plane
+    /// and no persistent state (the engine runs from its config alone).
+    std::optional<std::filesystem::path> state_dir;
+};
+
+/// [control]: the control socket (used only when engine.state_dir is set).
+struct ControlSettings {
+    std::optional<std::filesystem::path> socket;  // default: <state_dir>/control.sock
+    std::size_t max_frame_bytes = 4u << 20;       // larger requests get RESOURCE_EXHAUSTED
 };
 
 struct EngineConfig {
     std::filesystem::path file;
     EngineSettings engine;
+    ControlSettings control;
     std::vector<ClusterConfig> clusters;
     std::vector<ProgramConfig> programs;
 

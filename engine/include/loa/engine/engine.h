@@ -62,6 +62,9 @@ public:
     transport::FanoutStats fanout_stats() const noexcept;
     std::size_t destination_count(const Program& program) const noexcept;
     const transport::MicrosHistogram& fanout_spread() const noexcept;
+    /// True once the media thread or a fan-out shard was refused the
+    /// configured real-time priority (they then run with normal scheduling).
+    bool realtime_refused() const noexcept;
 
     /// Counters and cluster state as one JSON object (the EngineStats
     /// message of proto/loa/engine/v1/stats.proto, snake_case names).
@@ -83,6 +86,8 @@ private:
     ClusterRegistry registry_;
     IngressCounters ingress_;
     std::atomic<bool> stop_{false};
+    std::atomic<bool> media_realtime_refused_{false};
+    std::atomic<bool> media_started_{false};
     std::thread media_thread_;
     std::thread io_thread_;
     std::int64_t started_ns_ = 0;

@@ -29,7 +29,8 @@ struct ProgramCounters {
     std::atomic<std::uint64_t> frames_encoded{0};
     std::atomic<std::uint64_t> encode_errors{0};
     std::atomic<std::uint64_t> frames_dropped{0};  // no free packet slot or a shard queue full
-    std::atomic<std::uint64_t> frames_late{0};     // deadline passed by more than one period
+    std::atomic<std::uint64_t> frames_late{0};     // produced more than one period after their deadline
+    std::atomic<std::uint64_t> frames_skipped{0};  // never produced: the media thread fell too far behind
     std::atomic<std::uint64_t> sr_sent{0};
     std::atomic<std::uint64_t> packets_sent{0};    // RTP packets submitted (per programme, not per destination)
     std::atomic<std::uint64_t> octets_sent{0};     // RTP payload octets (for the SR)
@@ -51,6 +52,8 @@ public:
     /// Media thread. Accounts for `frames` frames that were skipped after a
     /// stall: the RTP timestamp and sequence move on as if they were lost.
     void skip_frames(std::uint64_t frames) noexcept;
+    /// Media thread. Counts a frame produced more than a period late.
+    void count_late() noexcept { counters_.frames_late.fetch_add(1, std::memory_order_relaxed); }
 
     const ProgramConfig& config() const noexcept { return config_; }
     std::uint32_t group() const noexcept { return group_; }

@@ -98,6 +98,10 @@ struct FanoutConfig {
     /// A frame counts as missed when its fan-out ends later than
     /// deadline + miss_after_ns (normally one packet time).
     std::int64_t miss_after_ns = 20'000'000;
+    /// SCHED_FIFO priority for the shard threads (0 = normal scheduling).
+    /// If the process may not use it, the shards run normally and
+    /// realtime_refused() says so.
+    int realtime_priority = 0;
 };
 
 struct FanoutStats {
@@ -159,6 +163,8 @@ public:
     std::size_t destination_count(std::uint32_t group) const noexcept;
 
     FanoutStats stats() const noexcept;
+    /// True if a shard asked for real-time scheduling and was refused.
+    bool realtime_refused() const noexcept;
     /// Deadline -> return of the sendmmsg carrying a frame's last destination,
     /// in microseconds (negative spreads count as 0), one sample per submitted
     /// frame that reached at least one shard.

@@ -1,0 +1,124 @@
+#pragma once
+// The Control service (proto/loa/control/v1/control.proto): authenticates a
+// request, checks its deadline, dispatches it by method name, checks the
+// caller's role and scope, runs it against the Store (one transaction per
+// mutating call, answered only after commit) and builds the Response.
+//
+// Threads: every method is called from the control thread only (the one that
+// owns the Store). The callbacks it is given are called from that thread.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "loa/control/v1/control.pb.h"
+#include "loa/engine/auth.h"
+#include "loa/engine/clock.h"
+#include "loa/engine/control_status.h"
+#include "loa/engine/store.h"
+
+namespace loa::engine {
+
+/// Who is at the other end of a connection.
+struct PeerInfo {
+    bool unix_socket = false;  // token-less admin is only possible on the Unix socket
+    bool has_credentials = false;
+    unsigned uid = 0xFFFFFFFFu;  // SO_PEERCRED uid
+};
+
+/// The engine's counters and cluster state (GetStatus).
+using StatsProvider = std::function<loa::engine::v1::EngineStats()>;
+/// Live state of one cluster, when the engine has heard from it.
+using LiveStateProvider = std::function<std::optional<loa::engine::v1::ClusterState>(const std::string& id)>;
+/// Told the seq of every event committed to the store.
+using EventListener = std::function<void(std::uint64_t seq)>;
+
+/// What handle() produced: always a Response; for an accepted WatchEvents
+/// also the stream to start (its Response is not sent: events follow).
+struct CallOutcome {
+    loa::control::v1::Response response;
+    bool close_connection = false;  // the frame was unusable: send response, then close
+    struct Watch {
+        Caller caller;
+        std::uint64_t after_seq = 0;
+    };
+    std::optional<Watch> watch;
+};
+
+class ControlService {
+public:
+    /// `engine_uid` is the uid that may act as local administrator besides root.
+    ControlService(Store& store, const Clock& clock, unsigned engine_uid);
+
+    void set_stats_provider(StatsProvider p) { stats_ = std::move(p); }
+    void set_live_state_provider(LiveStateProvider p) { live_ = std::move(p); }
+    void set_event_listener(EventListener l) { listener_ = std::move(l); }
+
+    /// One frame body (the bytes after the varint length). Garbage yields
+    /// INVALID_ARGUMENT with close_connection set.
+    CallOutcome handle_frame(std::span<const std::uint8_t> body, const PeerInfo& peer);
+    /// One decoded request.
+    CallOutcome handle(const loa::control::v1::Envelope& request, const PeerInfo& peer);
+
+    /// Events with seq > `after` the caller may see, oldest first, at most
+    /// `limit`; `cursor` is set to the last seq examined (visible or not).
+    std::vector<loa::control::v1::Event> events_for(const Caller& caller, std::uint64_t after, std::size_t limit,
+                                                    std::uint64_t& cursor);
+    /// Records an event from the engine (cluster online/offline, clip
+    /// errors) and notifies the listener. Throws ControlError.
+    void record_engine_message(const std::string& message);
+
+    /// Short names of the methods this build implements.
+    std::vector<std::string> methods() const;
+
+private:
+    using Handler = std::string (ControlService::*)(const Caller&, const std::string&);
+
+    Caller authenticate(const loa::control::v1::Envelope& request, const PeerInfo& peer) const;
+    std::int64_t now_unix_ms() const;
+    std::uint64_t add_event(int kind, const std::string& subject, const std::string& zone_id,
+                            const std::string& message);
+    void notify(std::uint64_t seq);
+    loa::control::v1::Cluster to_proto(const ClusterRow& c) const;
+
+    std::string get_status(const Caller&, const std::string&);
+    std::string list_zones(const Caller&, const std::string&);
+    std::string create_zone(const Caller&, const std::string&);
+    std::string rename_zone(const Caller&, const std::string&);
+    std::string move_zone(const Caller&, const std::string&);
+    std::string delete_zone(const Caller&, const std::string&);
+    std::string list_clusters(const Caller&, const std::string&);
+    std::string get_cluster(const Caller&, const std::string&);
+    std::string register_cluster(const Caller&, const std::string&);
+    std::string set_cluster_enabled(const Caller&, const std::string&);
+    std::string remove_cluster(const Caller&, const std::string&);
+    std::string list_operators(const Caller&, const std::string&);
+    std::string create_operator(const Caller&, const std::string&);
+    std::string revoke_operator(const Caller&, const std::string&);
+
+    Store& store_;
+    const Clock& clock_;
+    unsigned engine_uid_;
+    StatsProvider stats_;
+    LiveStateProvider live_;
+    EventListener listener_;
+    std::unordered_map<std::string, Handler> handlers_;
+};
+
+/// The frame codec: protobuf's varint-delimited format.
+enum class FrameStatus { NeedMore, Complete, TooLarge, Malformed };
+
+/// Looks for one frame at the start of `buffer`. On Complete, the body is
+/// buffer[header_len, header_len + body_len). TooLarge as soon as the length
+/// prefix exceeds `max_body`; Malformed when the prefix is not a valid 32-bit
+/// varint.
+FrameStatus peek_frame(std::span<const std::uint8_t> buffer, std::size_t max_body, std::size_t& header_len,
+                       std::size_t& body_len) noexcept;
+/// Serializes `message` with its varint length prefix.
+std::string encode_frame(const google::protobuf::MessageLite& message);
+
+}  // namespace loa::engine

@@ -1,0 +1,133 @@
+#pragma once
+// The engine's persistent run-time state (zones, clusters, operators, the
+// event log) in one SQLite database: WAL journal, synchronous=FULL, foreign
+// keys on, schema versioned in `schema_version` and migrated forward on open.
+//
+// Every method throws ControlError (see sqlite_db.h for how SQLite errors map
+// to codes). Mutations made inside write() are one transaction: write()
+// returns only after COMMIT succeeded, so a caller may acknowledge then.
+//
+// Threads: not thread-safe; one thread at a time (the control thread).
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "loa/engine/auth.h"
+#include "loa/engine/priority.h"
+
+namespace loa::engine {
+
+namespace sql {
+class Database;
+}
+
+enum class ZoneKind : int { Province = 1, District = 2, Commune = 3, Village = 4 };
+
+struct ZoneRow {
+    std::string id;
+    std::string name;
+    ZoneKind kind = ZoneKind::Province;
+    std::string parent_id;  // empty for a province
+};
+
+struct ClusterRow {
+    std::string id;
+    std::string name;
+    std::string zone_id;
+    std::string address;          // may be empty
+    std::string multicast_group;  // may be empty
+    bool enabled = true;
+};
+
+struct OperatorRow {
+    std::string name;
+    Role role = Role::Viewer;
+    std::string zone_id;  // empty = whole network
+    Priority max_level = Priority::Background;
+    std::string token_hash;
+    std::int64_t created_unix_ms = 0;
+    std::string created_by;
+};
+
+struct EventRow {
+    std::uint64_t seq = 0;
+    std::int64_t unix_ms = 0;
+    int kind = 0;  // loa.control.v1.EventKind
+    std::string subject;
+    std::string zone_id;
+    std::string message;
+};
+
+class Store {
+public:
+    /// Schema version this build writes; older databases are migrated on open.
+    static constexpr int kSchemaVersion = 2;
+    /// Events kept for WatchEvents resume; older ones are pruned.
+    static constexpr std::int64_t kEventRetention = 10000;
+
+    /// Opens or creates `db_path` (its folder must exist) and migrates it.
+    /// Throws ControlError: UNAVAILABLE when it cannot be opened or written,
+    /// FAILED_PRECONDITION when it was written by a newer schema.
+    explicit Store(const std::filesystem::path& db_path);
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    int schema_version() const;
+    const std::filesystem::path& path() const noexcept { return path_; }
+
+    /// Runs `body` in one IMMEDIATE transaction and commits; rolls back and
+    /// rethrows when `body` or the commit throws.
+    void write(const std::function<void()>& body);
+
+    // Zones.
+    std::optional<ZoneRow> zone(const std::string& id) const;
+    std::vector<ZoneRow> zones() const;  // ordered by id
+    void insert_zone(const ZoneRow& z);
+    void update_zone(const ZoneRow& z);  // name and parent
+    void delete_zone(const std::string& id);
+    std::int64_t child_zone_count(const std::string& id) const;
+    std::int64_t cluster_count_in_zone(const std::string& id) const;
+    std::int64_t operator_count_in_zone(const std::string& id) const;
+    /// `zone_id` first, then its parent, ... up to its province. Empty when unknown.
+    std::vector<std::string> zone_path(const std::string& zone_id) const;
+    /// True when `zone_id` is `root` or lies below it; an empty root contains everything.
+    bool zone_within(const std::string& zone_id, const std::string& root) const;
+
+    // Clusters.
+    std::optional<ClusterRow> cluster(const std::string& id) const;
+    /// Clusters in the subtree of `root` (empty = all) with id > after_id, ordered by id.
+    std::vector<ClusterRow> clusters(const std::string& root, const std::string& after_id, std::size_t limit) const;
+    void insert_cluster(const ClusterRow& c);
+    void update_cluster(const ClusterRow& c);
+    void delete_cluster(const std::string& id);
+
+    // Operators.
+    std::optional<OperatorRow> operator_by_name(const std::string& name) const;
+    std::optional<OperatorRow> operator_by_token_hash(const std::string& hash) const;
+    std::vector<OperatorRow> operators() const;  // ordered by name
+    void insert_operator(const OperatorRow& o);
+    void delete_operator(const std::string& name);
+
+    // Events.
+    /// Appends an event (inside write()) and returns its seq; prunes the oldest.
+    std::uint64_t append_event(const EventRow& e);
+    std::vector<EventRow> events_after(std::uint64_t seq, std::size_t limit) const;
+    std::uint64_t last_event_seq() const;
+
+    /// PRAGMA integrity_check result ("ok" when sound).
+    std::string integrity_check() const;
+
+private:
+    void migrate();
+
+    std::filesystem::path path_;
+    std::unique_ptr<sql::Database> db_;
+};
+
+}  // namespace loa::engine

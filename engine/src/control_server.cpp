@@ -1,0 +1,328 @@
+#include "loa/engine/control_server.h"
+
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "loa/engine/control_service.h"
+
+namespace loa::engine {
+
+namespace asio = boost::asio;
+using unix_socket = asio::local::stream_protocol;
+namespace pb = loa::control::v1;
+
+namespace {
+class Session;
+}  // namespace
+
+// Everything the control thread owns; Sessions refer to it.
+struct ServerCore {
+    ServerCore(ControlService& s, ControlServerOptions o) : service(s), options(std::move(o)), acceptor(io) {}
+
+    void accept();
+    void remove(const std::shared_ptr<Session>& s);
+    void on_event(std::uint64_t seq);
+
+    ControlService& service;
+    ControlServerOptions options;
+    asio::io_context io;
+    unix_socket::acceptor acceptor;
+    std::set<std::shared_ptr<Session>> sessions;
+    std::atomic<std::size_t> session_count{0};
+    std::thread thread;
+    bool started = false;
+    bool stopped = false;
+};
+
+struct ControlServer::Impl : ServerCore {
+    using ServerCore::ServerCore;
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(ServerCore& server, unix_socket::socket socket)
+        : server_(server), socket_(std::move(socket)) {
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        peer_.unix_socket = true;
+        if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            peer_.has_credentials = true;
+            peer_.uid = cred.uid;
+        }
+    }
+
+    void start() { read(); }
+
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        boost::system::error_code ec;
+        socket_.shutdown(unix_socket::socket::shutdown_both, ec);
+        socket_.close(ec);
+        server_.remove(shared_from_this());
+    }
+
+    void pump_watches() {
+        if (closed_ || closing_) return;
+        const std::size_t room_limit = server_.options.max_queued_frames / 2;
+        for (auto& w : watches_) {
+            while (queue_.size() < room_limit) {
+                std::uint64_t cursor = w.cursor;
+                std::vector<pb::Event> events;
+                try {
+                    events = server_.service.events_for(w.caller, w.cursor, 64, cursor);
+                } catch (const std::exception& e) {
+                    spdlog::warn("control: event log read failed: {}", e.what());
+                    return;
+                }
+                const bool scanned = cursor != w.cursor;
+                w.cursor = cursor;
+                for (const auto& ev : events) {
+                    pb::Response r;
+                    r.set_request_id(w.request_id);
+                    r.set_code(pb::OK);
+                    r.set_more(true);
+                    r.set_payload(ev.SerializeAsString());
+                    enqueue(encode_frame(r));
+                }
+                if (!scanned) break;
+            }
+        }
+    }
+
+private:
+    struct Watch {
+        std::uint64_t request_id;
+        Caller caller;
+        std::uint64_t cursor;
+    };
+
+    void read() {
+        if (closed_ || closing_) return;
+        if (inbuf_.size() - used_ < 65536) inbuf_.resize(used_ + 65536);
+        socket_.async_read_some(asio::buffer(inbuf_.data() + used_, inbuf_.size() - used_),
+                                [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                                    self->on_read(ec, n);
+                                });
+    }
+
+    void on_read(const boost::system::error_code& ec, std::size_t n) {
+        if (closed_) return;
+        if (ec) {
+            if (queue_.empty()) close();
+            else closing_ = true;  // flush what is queued, then close
+            return;
+        }
+        used_ += n;
+        std::size_t offset = 0;
+        while (!closing_) {
+            std::size_t hlen = 0;
+            std::size_t blen = 0;
+            const auto view = std::span<const std::uint8_t>(inbuf_.data() + offset, used_ - offset);
+            const auto st = peek_frame(view, server_.options.max_frame_bytes, hlen, blen);
+            if (st == FrameStatus::NeedMore) break;
+            if (st == FrameStatus::TooLarge || st == FrameStatus::Malformed) {
+                pb::Response r;
+                r.set_code(st == FrameStatus::TooLarge ? pb::RESOURCE_EXHAUSTED : pb::INVALID_ARGUMENT);
+                r.set_message(st == FrameStatus::TooLarge
+                                  ? "frame exceeds the limit of " + std::to_string(server_.options.max_frame_bytes) +
+                                        " bytes"
+                                  : "frame length prefix is not a valid varint");
+                enqueue(encode_frame(r));
+                finish();
+                return;
+            }
+            auto outcome = server_.service.handle_frame(view.subspan(hlen, blen), peer_);
+            offset += hlen + blen;
+            if (outcome.watch) {
+                watches_.push_back(Watch{outcome.response.request_id(), outcome.watch->caller, outcome.watch->after_seq});
+            } else {
+                enqueue(encode_frame(outcome.response));
+            }
+            if (closed_) return;
+            if (outcome.close_connection) {
+                finish();
+                return;
+            }
+        }
+        if (offset > 0) {
+            std::copy(inbuf_.begin() + static_cast<std::ptrdiff_t>(offset),
+                      inbuf_.begin() + static_cast<std::ptrdiff_t>(used_), inbuf_.begin());
+            used_ -= offset;
+        }
+        pump_watches();
+        read();
+    }
+
+    // Stop reading; close once the queue has been written.
+    void finish() {
+        closing_ = true;
+        if (queue_.empty() && !writing_) close();
+    }
+
+    void enqueue(std::string frame) {
+        if (closed_) return;
+        if (queue_.size() >= server_.options.max_queued_frames) {
+            spdlog::warn("control: client (uid {}) is not reading its responses; disconnecting", peer_.uid);
+            close();
+            return;
+        }
+        queue_.push_back(std::move(frame));
+        if (!writing_) write();
+    }
+
+    void write() {
+        writing_ = true;
+        asio::async_write(socket_, asio::buffer(queue_.front()),
+                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                              self->on_write(ec);
+                          });
+    }
+
+    void on_write(const boost::system::error_code& ec) {
+        writing_ = false;
+        if (closed_) return;
+        if (ec) {
+            close();
+            return;
+        }
+        queue_.pop_front();
+        if (!closing_) pump_watches();
+        if (closed_) return;
+        if (!queue_.empty()) {
+            write();
+        } else if (closing_) {
+            close();
+        }
+    }
+
+    ServerCore& server_;
+    unix_socket::socket socket_;
+    PeerInfo peer_;
+    std::vector<std::uint8_t> inbuf_;
+    std::size_t used_ = 0;
+    std::deque<std::string> queue_;
+    std::vector<Watch> watches_;
+    bool writing_ = false;
+    bool closing_ = false;
+    bool closed_ = false;
+};
+
+}  // namespace
+
+void ServerCore::accept() {
+    acceptor.async_accept([this](const boost::system::error_code& ec, unix_socket::socket socket) {
+        if (ec) {
+            if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+            spdlog::warn("control: accept failed: {}", ec.message());
+        } else {
+            auto s = std::make_shared<Session>(*this, std::move(socket));
+            sessions.insert(s);
+            session_count = sessions.size();
+            s->start();
+        }
+        accept();
+    });
+}
+
+void ServerCore::remove(const std::shared_ptr<Session>& s) {
+    sessions.erase(s);
+    session_count = sessions.size();
+}
+
+void ServerCore::on_event(std::uint64_t) {
+    // Copy: pumping may close (and erase) a session.
+    const auto all = std::vector<std::shared_ptr<Session>>(sessions.begin(), sessions.end());
+    for (const auto& s : all) s->pump_watches();
+}
+
+ControlServer::ControlServer(ControlService& service, ControlServerOptions options)
+    : impl_(std::make_unique<Impl>(service, std::move(options))) {
+    const auto& path = impl_->options.socket_path;
+    if (path.native().size() >= sizeof(sockaddr_un{}.sun_path)) {
+        throw std::runtime_error("control socket path " + path.string() + " is too long for a Unix socket");
+    }
+    std::error_code fec;
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), fec);
+    if (std::filesystem::is_socket(path, fec)) std::filesystem::remove(path, fec);
+    boost::system::error_code ec;
+    impl_->acceptor.open(unix_socket(), ec);
+    if (!ec) impl_->acceptor.bind(unix_socket::endpoint(path.string()), ec);
+    if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("cannot listen on control socket " + path.string() + ": " + ec.message());
+    if (::chmod(path.c_str(), static_cast<mode_t>(impl_->options.socket_mode)) != 0) {
+        spdlog::warn("control: cannot set mode of {}", path.string());
+    }
+    if (!impl_->options.socket_group.empty()) {
+        if (const group* g = ::getgrnam(impl_->options.socket_group.c_str())) {
+            if (::chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+                spdlog::warn("control: cannot give {} to group {}", path.string(), impl_->options.socket_group);
+            }
+        }
+    }
+    service.set_event_listener([impl = impl_.get()](std::uint64_t seq) { impl->on_event(seq); });
+}
+
+ControlServer::~ControlServer() { stop(); }
+
+void ControlServer::start() {
+    if (impl_->started) return;
+    impl_->started = true;
+    impl_->accept();
+    impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+}
+
+void ControlServer::stop() {
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+    asio::post(impl_->io, [impl = impl_.get()] {
+        boost::system::error_code ec;
+        impl->acceptor.close(ec);
+        const auto all = std::vector<std::shared_ptr<Session>>(impl->sessions.begin(), impl->sessions.end());
+        for (const auto& s : all) s->close();
+        impl->io.stop();
+    });
+    if (impl_->thread.joinable()) {
+        impl_->thread.join();
+    } else {
+        impl_->io.run();
+    }
+    impl_->sessions.clear();
+    impl_->session_count = 0;
+    impl_->service.set_event_listener({});
+    std::error_code fec;
+    std::filesystem::remove(impl_->options.socket_path, fec);
+}
+
+void ControlServer::post_engine_message(std::string message) {
+    asio::post(impl_->io, [impl = impl_.get(), m = std::move(message)] {
+        try {
+            impl->service.record_engine_message(m);
+        } catch (const std::exception& e) {
+            spdlog::warn("control: cannot record event: {}", e.what());
+        }
+    });
+}
+
+const std::filesystem::path& ControlServer::socket_path() const noexcept { return impl_->options.socket_path; }
+
+std::size_t ControlServer::connection_count() const noexcept { return impl_->session_count.load(); }
+
+}  // namespace loa::engine

@@ -1,0 +1,622 @@
+#include "loa/engine/control_service.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/delimited_message_util.h>
+
+#include "loa/transport/udp_socket.h"
+
+namespace loa::engine {
+
+namespace pb = loa::control::v1;
+
+namespace {
+
+[[noreturn]] void fail(RpcCode code, const std::string& message) { throw ControlError(code, message); }
+
+template <class M>
+M parse(const std::string& payload, const char* what) {
+    M m;
+    if (!m.ParseFromString(payload)) fail(RpcCode::InvalidArgument, std::string("payload is not a valid ") + what);
+    return m;
+}
+
+bool valid_id(const std::string& id, std::size_t max_len, bool allow_upper) {
+    if (id.empty() || id.size() > max_len) return false;
+    return std::all_of(id.begin(), id.end(), [&](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+               (allow_upper && ((c >= 'A' && c <= 'Z') || c == ':'));
+    });
+}
+
+void check_zone_id(const std::string& id) {
+    if (!valid_id(id, 64, false)) fail(RpcCode::InvalidArgument, "zone id '" + id + "' must match [a-z0-9._-]{1,64}");
+}
+
+void check_name(const std::string& name, const char* what) {
+    if (name.empty()) fail(RpcCode::InvalidArgument, std::string(what) + " must not be empty");
+    if (name.size() > 200) fail(RpcCode::InvalidArgument, std::string(what) + " is longer than 200 bytes");
+}
+
+void require_role(const Caller& c, Role min, const char* action) {
+    if (static_cast<int>(c.role) < static_cast<int>(min)) {
+        fail(RpcCode::PermissionDenied, std::string(action) + " needs role " + std::string(to_string(min)) +
+                                            " (you are " + std::string(to_string(c.role)) + ")");
+    }
+}
+
+std::string scope_name(const std::string& zone) { return zone.empty() ? "the whole network" : "zone '" + zone + "'"; }
+
+pb::Level to_proto(Priority p) { return static_cast<pb::Level>(static_cast<int>(p) + 1); }
+
+std::optional<Priority> from_proto(pb::Level l) {
+    const int v = static_cast<int>(l);
+    if (v < 1 || v > 6) return std::nullopt;
+    return static_cast<Priority>(v - 1);
+}
+
+pb::Zone to_proto(const ZoneRow& z) {
+    pb::Zone out;
+    out.set_id(z.id);
+    out.set_name(z.name);
+    out.set_kind(static_cast<pb::ZoneKind>(static_cast<int>(z.kind)));
+    out.set_parent_id(z.parent_id);
+    return out;
+}
+
+pb::Operator to_proto(const OperatorRow& o) {
+    pb::Operator out;
+    out.set_name(o.name);
+    out.set_role(static_cast<pb::Role>(static_cast<int>(o.role)));
+    out.set_zone_id(o.zone_id);
+    out.set_max_level(to_proto(o.max_level));
+    out.set_created_unix_ms(o.created_unix_ms);
+    out.set_created_by(o.created_by);
+    return out;
+}
+
+pb::Caller to_proto(const Caller& c) {
+    pb::Caller out;
+    out.set_operator_name(c.operator_name);
+    out.set_role(static_cast<pb::Role>(static_cast<int>(c.role)));
+    out.set_zone_id(c.zone_id);
+    out.set_max_level(to_proto(c.max_level));
+    return out;
+}
+
+std::string who(const Caller& c) { return c.is_local_admin() ? std::string("local admin") : c.operator_name; }
+
+}  // namespace
+
+ControlService::ControlService(Store& store, const Clock& clock, unsigned engine_uid)
+    : store_(store), clock_(clock), engine_uid_(engine_uid) {
+    handlers_ = {
+        {"GetStatus", &ControlService::get_status},
+        {"ListZones", &ControlService::list_zones},
+        {"CreateZone", &ControlService::create_zone},
+        {"RenameZone", &ControlService::rename_zone},
+        {"MoveZone", &ControlService::move_zone},
+        {"DeleteZone", &ControlService::delete_zone},
+        {"ListClusters", &ControlService::list_clusters},
+        {"GetCluster", &ControlService::get_cluster},
+        {"RegisterCluster", &ControlService::register_cluster},
+        {"SetClusterEnabled", &ControlService::set_cluster_enabled},
+        {"RemoveCluster", &ControlService::remove_cluster},
+        {"ListOperators", &ControlService::list_operators},
+        {"CreateOperator", &ControlService::create_operator},
+        {"RevokeOperator", &ControlService::revoke_operator},
+    };
+}
+
+std::vector<std::string> ControlService::methods() const {
+    std::vector<std::string> out;
+    for (const auto& [name, h] : handlers_) out.push_back(name);
+    out.emplace_back("WatchEvents");
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::int64_t ControlService::now_unix_ms() const { return clock_.unix_ns() / 1'000'000; }
+
+CallOutcome ControlService::handle_frame(std::span<const std::uint8_t> body, const PeerInfo& peer) {
+    pb::Envelope env;
+    if (body.size() > static_cast<std::size_t>(INT32_MAX) ||
+        !env.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+        CallOutcome out;
+        out.response.set_code(pb::INVALID_ARGUMENT);
+        out.response.set_message("frame is not a loa.control.v1.Envelope");
+        out.close_connection = true;
+        return out;
+    }
+    return handle(env, peer);
+}
+
+CallOutcome ControlService::handle(const pb::Envelope& request, const PeerInfo& peer) {
+    CallOutcome out;
+    out.response.set_request_id(request.request_id());
+    try {
+        if (request.method().empty()) fail(RpcCode::InvalidArgument, "envelope has no method");
+        if (request.deadline_unix_ms() != 0 && now_unix_ms() >= request.deadline_unix_ms()) {
+            fail(RpcCode::DeadlineExceeded, "deadline expired before " + request.method() + " started");
+        }
+        const bool watch = request.method() == "WatchEvents";
+        const auto it = handlers_.find(request.method());
+        if (!watch && it == handlers_.end()) fail(RpcCode::Unimplemented, "unknown method '" + request.method() + "'");
+        const Caller caller = authenticate(request, peer);
+        if (watch) {
+            const auto req = parse<pb::WatchEventsRequest>(request.payload(), "WatchEventsRequest");
+            out.watch = CallOutcome::Watch{caller, req.from_now() ? store_.last_event_seq() : req.after_seq()};
+            out.response.set_code(pb::OK);
+            return out;
+        }
+        out.response.set_payload((this->*(it->second))(caller, request.payload()));
+        out.response.set_code(pb::OK);
+    } catch (const ControlError& e) {
+        out.response.set_code(static_cast<pb::StatusCode>(static_cast<int>(e.code())));
+        out.response.set_message(e.what());
+        out.response.clear_payload();
+    } catch (const std::exception& e) {
+        out.response.set_code(pb::INTERNAL);
+        out.response.set_message(std::string("internal error: ") + e.what());
+        out.response.clear_payload();
+    }
+    return out;
+}
+
+Caller ControlService::authenticate(const pb::Envelope& request, const PeerInfo& peer) const {
+    if (!request.token().empty()) {
+        const auto op = store_.operator_by_token_hash(hash_token(request.token()));
+        if (!op) fail(RpcCode::Unauthenticated, "unknown or revoked token");
+        return Caller{op->name, op->role, op->zone_id, op->max_level};
+    }
+    if (peer.unix_socket && peer.has_credentials && is_trusted_local_uid(peer.uid, engine_uid_)) {
+        return Caller::local_admin();
+    }
+    fail(RpcCode::Unauthenticated, "a token is required (set --token or LOA_TOKEN)");
+}
+
+void ControlService::notify(std::uint64_t seq) {
+    if (listener_) listener_(seq);
+}
+
+std::uint64_t ControlService::add_event(int kind, const std::string& subject, const std::string& zone_id,
+                                        const std::string& message) {
+    return store_.append_event(EventRow{0, now_unix_ms(), kind, subject, zone_id, message});
+}
+
+void ControlService::record_engine_message(const std::string& message) {
+    int kind = pb::ENGINE_NOTICE;
+    std::string subject = "engine";
+    std::string zone;
+    // Engine messages about clusters read "cluster '<id>' online ..." / "... offline ...".
+    if (message.rfind("cluster '", 0) == 0) {
+        const auto end = message.find('\'', 9);
+        if (end != std::string::npos) {
+            const auto id = message.substr(9, end - 9);
+            subject = "cluster/" + id;
+            const auto rest = message.substr(end + 1);
+            if (rest.rfind(" online", 0) == 0) kind = pb::CLUSTER_ONLINE;
+            if (rest.rfind(" offline", 0) == 0) kind = pb::CLUSTER_OFFLINE;
+            if (const auto c = store_.cluster(id)) zone = c->zone_id;
+        }
+    }
+    std::uint64_t seq = 0;
+    store_.write([&] { seq = add_event(kind, subject, zone, message); });
+    notify(seq);
+}
+
+std::vector<pb::Event> ControlService::events_for(const Caller& caller, std::uint64_t after, std::size_t limit,
+                                                  std::uint64_t& cursor) {
+    std::vector<pb::Event> out;
+    cursor = after;
+    for (const auto& e : store_.events_after(after, limit)) {
+        cursor = e.seq;
+        if (!e.zone_id.empty() && !store_.zone_within(e.zone_id, caller.zone_id)) continue;
+        if (e.zone_id.empty() && !caller.zone_id.empty() && e.kind == pb::CONFIG_CHANGED) continue;
+        pb::Event ev;
+        ev.set_seq(e.seq);
+        ev.set_unix_ms(e.unix_ms);
+        ev.set_kind(static_cast<pb::EventKind>(e.kind));
+        ev.set_subject(e.subject);
+        ev.set_zone_id(e.zone_id);
+        ev.set_message(e.message);
+        out.push_back(std::move(ev));
+    }
+    return out;
+}
+
+pb::Cluster ControlService::to_proto(const ClusterRow& c) const {
+    pb::Cluster out;
+    out.set_id(c.id);
+    out.set_name(c.name);
+    out.set_zone_id(c.zone_id);
+    out.set_address(c.address);
+    out.set_multicast_group(c.multicast_group);
+    out.set_enabled(c.enabled);
+    if (live_) {
+        if (auto s = live_(c.id)) *out.mutable_live() = std::move(*s);
+    }
+    return out;
+}
+
+// ---- status ----------------------------------------------------------------
+
+std::string ControlService::get_status(const Caller& caller, const std::string& payload) {
+    parse<pb::GetStatusRequest>(payload, "GetStatusRequest");
+    pb::GetStatusResponse r;
+    if (stats_) *r.mutable_stats() = stats_();
+    *r.mutable_caller() = loa::engine::to_proto(caller);
+    r.set_schema_version(static_cast<std::uint32_t>(store_.schema_version()));
+    r.set_last_event_seq(store_.last_event_seq());
+    return r.SerializeAsString();
+}
+
+// ---- zones -----------------------------------------------------------------
+
+std::string ControlService::list_zones(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::ListZonesRequest>(payload, "ListZonesRequest");
+    std::string root = caller.zone_id;
+    if (!req.root_id().empty()) {
+        if (!store_.zone(req.root_id())) fail(RpcCode::NotFound, "no zone '" + req.root_id() + "'");
+        if (!store_.zone_within(req.root_id(), caller.zone_id)) {
+            fail(RpcCode::PermissionDenied, "zone '" + req.root_id() + "' is outside your scope (" +
+                                                scope_name(caller.zone_id) + ")");
+        }
+        root = req.root_id();
+    }
+    const auto all = store_.zones();
+    std::set<std::string> inside;
+    if (!root.empty()) inside.insert(root);
+    // Zones are few enough to walk in memory; repeat until no parent adds a child.
+    for (bool grew = true; grew && !root.empty();) {
+        grew = false;
+        for (const auto& z : all) {
+            if (!inside.contains(z.id) && inside.contains(z.parent_id)) grew = inside.insert(z.id).second || grew;
+        }
+    }
+    pb::ListZonesResponse r;
+    for (const auto& z : all) {
+        if (root.empty() || inside.contains(z.id)) *r.add_zones() = loa::engine::to_proto(z);
+    }
+    return r.SerializeAsString();
+}
+
+std::string ControlService::create_zone(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::CreateZoneRequest>(payload, "CreateZoneRequest");
+    require_role(caller, Role::Admin, "CreateZone");
+    check_zone_id(req.id());
+    check_name(req.name(), "zone name");
+    const int kind = static_cast<int>(req.kind());
+    if (kind < 1 || kind > 4) fail(RpcCode::InvalidArgument, "zone kind must be province, district, commune or village");
+    ZoneRow z{req.id(), req.name(), static_cast<ZoneKind>(kind), req.parent_id()};
+    if (z.kind == ZoneKind::Province) {
+        if (!z.parent_id.empty()) fail(RpcCode::InvalidArgument, "a province has no parent zone");
+        if (!caller.zone_id.empty()) {
+            fail(RpcCode::PermissionDenied, "creating a province needs whole-network scope (you have " +
+                                                scope_name(caller.zone_id) + ")");
+        }
+    } else {
+        if (z.parent_id.empty()) fail(RpcCode::InvalidArgument, "parent_id is required below province level");
+        const auto parent = store_.zone(z.parent_id);
+        if (!parent) fail(RpcCode::NotFound, "no zone '" + z.parent_id + "'");
+        if (static_cast<int>(parent->kind) != kind - 1) {
+            fail(RpcCode::InvalidArgument, "zone '" + z.parent_id + "' cannot hold a zone of this kind (each level "
+                                           "sits directly below the one above: province > district > commune > village)");
+        }
+        if (!store_.zone_within(z.parent_id, caller.zone_id)) {
+            fail(RpcCode::PermissionDenied,
+                 "zone '" + z.parent_id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+        }
+    }
+    if (store_.zone(z.id)) fail(RpcCode::AlreadyExists, "zone '" + z.id + "' already exists");
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.insert_zone(z);
+        seq = add_event(pb::CONFIG_CHANGED, "zone/" + z.id, z.parent_id, who(caller) + " created zone '" + z.id + "'");
+    });
+    notify(seq);
+    return loa::engine::to_proto(z).SerializeAsString();
+}
+
+std::string ControlService::rename_zone(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::RenameZoneRequest>(payload, "RenameZoneRequest");
+    require_role(caller, Role::Admin, "RenameZone");
+    check_name(req.name(), "zone name");
+    auto z = store_.zone(req.id());
+    if (!z) fail(RpcCode::NotFound, "no zone '" + req.id() + "'");
+    if (!store_.zone_within(z->id, caller.zone_id)) {
+        fail(RpcCode::PermissionDenied, "zone '" + z->id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    z->name = req.name();
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.update_zone(*z);
+        seq = add_event(pb::CONFIG_CHANGED, "zone/" + z->id, z->id, who(caller) + " renamed zone '" + z->id + "'");
+    });
+    notify(seq);
+    return loa::engine::to_proto(*z).SerializeAsString();
+}
+
+std::string ControlService::move_zone(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::MoveZoneRequest>(payload, "MoveZoneRequest");
+    require_role(caller, Role::Admin, "MoveZone");
+    auto z = store_.zone(req.id());
+    if (!z) fail(RpcCode::NotFound, "no zone '" + req.id() + "'");
+    if (z->kind == ZoneKind::Province) fail(RpcCode::InvalidArgument, "a province has no parent to move to");
+    const auto parent = store_.zone(req.new_parent_id());
+    if (!parent) fail(RpcCode::NotFound, "no zone '" + req.new_parent_id() + "'");
+    if (!store_.zone_within(z->id, caller.zone_id) || z->id == caller.zone_id) {
+        fail(RpcCode::PermissionDenied, "zone '" + z->id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    if (!store_.zone_within(parent->id, caller.zone_id)) {
+        fail(RpcCode::PermissionDenied,
+             "zone '" + parent->id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    if (static_cast<int>(parent->kind) != static_cast<int>(z->kind) - 1) {
+        fail(RpcCode::InvalidArgument, "zone '" + parent->id + "' cannot hold zone '" + z->id + "' (wrong level)");
+    }
+    z->parent_id = parent->id;
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.update_zone(*z);
+        seq = add_event(pb::CONFIG_CHANGED, "zone/" + z->id, z->id,
+                        who(caller) + " moved zone '" + z->id + "' under '" + parent->id + "'");
+    });
+    notify(seq);
+    return loa::engine::to_proto(*z).SerializeAsString();
+}
+
+std::string ControlService::delete_zone(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::DeleteZoneRequest>(payload, "DeleteZoneRequest");
+    require_role(caller, Role::Admin, "DeleteZone");
+    const auto z = store_.zone(req.id());
+    if (!z) fail(RpcCode::NotFound, "no zone '" + req.id() + "'");
+    if (!store_.zone_within(z->id, caller.zone_id) || z->id == caller.zone_id) {
+        fail(RpcCode::PermissionDenied, "zone '" + z->id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    if (const auto n = store_.child_zone_count(z->id); n > 0) {
+        fail(RpcCode::FailedPrecondition, "zone '" + z->id + "' still holds " + std::to_string(n) + " zone(s)");
+    }
+    if (const auto n = store_.cluster_count_in_zone(z->id); n > 0) {
+        fail(RpcCode::FailedPrecondition, "zone '" + z->id + "' still holds " + std::to_string(n) + " cluster(s)");
+    }
+    if (const auto n = store_.operator_count_in_zone(z->id); n > 0) {
+        fail(RpcCode::FailedPrecondition, "zone '" + z->id + "' is the scope of " + std::to_string(n) + " operator(s)");
+    }
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.delete_zone(z->id);
+        seq = add_event(pb::CONFIG_CHANGED, "zone/" + z->id, z->parent_id, who(caller) + " deleted zone '" + z->id + "'");
+    });
+    notify(seq);
+    return pb::DeleteZoneResponse().SerializeAsString();
+}
+
+// ---- clusters --------------------------------------------------------------
+
+std::string ControlService::list_clusters(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::ListClustersRequest>(payload, "ListClustersRequest");
+    std::string root = caller.zone_id;
+    if (!req.zone_id().empty()) {
+        if (!store_.zone(req.zone_id())) fail(RpcCode::NotFound, "no zone '" + req.zone_id() + "'");
+        if (!store_.zone_within(req.zone_id(), caller.zone_id)) {
+            fail(RpcCode::PermissionDenied, "zone '" + req.zone_id() + "' is outside your scope (" +
+                                                scope_name(caller.zone_id) + ")");
+        }
+        root = req.zone_id();
+    }
+    std::size_t page = req.page_size() == 0 ? 100 : std::min<std::size_t>(req.page_size(), 1000);
+    auto rows = store_.clusters(root, req.page_token(), page + 1);
+    pb::ListClustersResponse r;
+    if (rows.size() > page) {
+        rows.resize(page);
+        r.set_next_page_token(rows.back().id);
+    }
+    for (const auto& c : rows) *r.add_clusters() = to_proto(c);
+    return r.SerializeAsString();
+}
+
+std::string ControlService::get_cluster(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::GetClusterRequest>(payload, "GetClusterRequest");
+    const auto c = store_.cluster(req.id());
+    if (!c) fail(RpcCode::NotFound, "no cluster '" + req.id() + "'");
+    if (!store_.zone_within(c->zone_id, caller.zone_id)) {
+        fail(RpcCode::PermissionDenied, "cluster '" + c->id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    return to_proto(*c).SerializeAsString();
+}
+
+std::string ControlService::register_cluster(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::RegisterClusterRequest>(payload, "RegisterClusterRequest");
+    require_role(caller, Role::Admin, "RegisterCluster");
+    if (!valid_id(req.id(), 128, true)) {
+        fail(RpcCode::InvalidArgument, "cluster id '" + req.id() + "' must match [A-Za-z0-9._:-]{1,128}");
+    }
+    ClusterRow c{req.id(), req.name().empty() ? req.id() : req.name(), req.zone_id(), {}, {}, !req.disabled()};
+    check_name(c.name, "cluster name");
+    if (!req.address().empty()) {
+        try {
+            const auto ep = transport::parse_endpoint(req.address(), "");
+            if (ep.port() == 0) fail(RpcCode::InvalidArgument, "cluster address needs a port");
+            c.address = req.address();
+        } catch (const ControlError&) {
+            throw;
+        } catch (const std::exception& e) {
+            fail(RpcCode::InvalidArgument, "cluster address '" + req.address() + "': " + e.what());
+        }
+    }
+    if (!req.multicast_group().empty()) {
+        try {
+            const auto ep = transport::parse_endpoint(req.multicast_group(), "");
+            if (!ep.address().is_multicast()) {
+                fail(RpcCode::InvalidArgument, "'" + req.multicast_group() + "' is not a multicast group");
+            }
+            if (ep.port() == 0) fail(RpcCode::InvalidArgument, "multicast group needs a port");
+            c.multicast_group = req.multicast_group();
+        } catch (const ControlError&) {
+            throw;
+        } catch (const std::exception& e) {
+            fail(RpcCode::InvalidArgument, "multicast group '" + req.multicast_group() + "': " + e.what());
+        }
+    }
+    if (c.zone_id.empty()) fail(RpcCode::InvalidArgument, "a cluster needs a zone");
+    if (!store_.zone(c.zone_id)) fail(RpcCode::NotFound, "no zone '" + c.zone_id + "'");
+    if (!store_.zone_within(c.zone_id, caller.zone_id)) {
+        fail(RpcCode::PermissionDenied, "zone '" + c.zone_id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    if (store_.cluster(c.id)) fail(RpcCode::AlreadyExists, "cluster '" + c.id + "' already exists");
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.insert_cluster(c);
+        seq = add_event(pb::CONFIG_CHANGED, "cluster/" + c.id, c.zone_id,
+                        who(caller) + " registered cluster '" + c.id + "' in zone '" + c.zone_id + "'");
+    });
+    notify(seq);
+    return to_proto(c).SerializeAsString();
+}
+
+std::string ControlService::set_cluster_enabled(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::SetClusterEnabledRequest>(payload, "SetClusterEnabledRequest");
+    require_role(caller, Role::Operator, "SetClusterEnabled");
+    auto c = store_.cluster(req.id());
+    if (!c) fail(RpcCode::NotFound, "no cluster '" + req.id() + "'");
+    if (!store_.zone_within(c->zone_id, caller.zone_id)) {
+        fail(RpcCode::PermissionDenied, "cluster '" + c->id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    c->enabled = req.enabled();
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.update_cluster(*c);
+        seq = add_event(pb::CONFIG_CHANGED, "cluster/" + c->id, c->zone_id,
+                        who(caller) + (c->enabled ? " enabled" : " disabled") + " cluster '" + c->id + "'");
+    });
+    notify(seq);
+    return to_proto(*c).SerializeAsString();
+}
+
+std::string ControlService::remove_cluster(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::RemoveClusterRequest>(payload, "RemoveClusterRequest");
+    require_role(caller, Role::Admin, "RemoveCluster");
+    const auto c = store_.cluster(req.id());
+    if (!c) fail(RpcCode::NotFound, "no cluster '" + req.id() + "'");
+    if (!store_.zone_within(c->zone_id, caller.zone_id)) {
+        fail(RpcCode::PermissionDenied, "cluster '" + c->id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.delete_cluster(c->id);
+        seq = add_event(pb::CONFIG_CHANGED, "cluster/" + c->id, c->zone_id,
+                        who(caller) + " removed cluster '" + c->id + "'");
+    });
+    notify(seq);
+    return pb::RemoveClusterResponse().SerializeAsString();
+}
+
+// ---- operators -------------------------------------------------------------
+
+std::string ControlService::list_operators(const Caller& caller, const std::string& payload) {
+    parse<pb::ListOperatorsRequest>(payload, "ListOperatorsRequest");
+    pb::ListOperatorsResponse r;
+    for (const auto& o : store_.operators()) {
+        const bool visible = caller.zone_id.empty() || (!o.zone_id.empty() && store_.zone_within(o.zone_id, caller.zone_id));
+        if (visible) *r.add_operators() = loa::engine::to_proto(o);
+    }
+    return r.SerializeAsString();
+}
+
+std::string ControlService::create_operator(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::CreateOperatorRequest>(payload, "CreateOperatorRequest");
+    require_role(caller, Role::Operator, "CreateOperator");
+    if (!valid_id(req.name(), 64, false)) {
+        fail(RpcCode::InvalidArgument, "operator name '" + req.name() + "' must match [a-z0-9._-]{1,64}");
+    }
+    const int role = static_cast<int>(req.role());
+    if (role < 1 || role > 3) fail(RpcCode::InvalidArgument, "role must be viewer, operator or admin");
+    const auto level = from_proto(req.max_level());
+    if (!level) fail(RpcCode::InvalidArgument, "max_level must be one of background .. emergency");
+    if (!req.zone_id().empty() && !store_.zone(req.zone_id())) fail(RpcCode::NotFound, "no zone '" + req.zone_id() + "'");
+    if (role > static_cast<int>(caller.role)) {
+        fail(RpcCode::PermissionDenied, "cannot grant role " + std::string(to_string(static_cast<Role>(role))) +
+                                            " above your own (" + std::string(to_string(caller.role)) + ")");
+    }
+    if (static_cast<int>(*level) > static_cast<int>(caller.max_level)) {
+        fail(RpcCode::PermissionDenied, "cannot grant level " + std::string(to_string(*level)) + " above your own (" +
+                                            std::string(to_string(caller.max_level)) + ")");
+    }
+    const bool inside = req.zone_id().empty() ? caller.zone_id.empty() : store_.zone_within(req.zone_id(), caller.zone_id);
+    if (!inside) {
+        fail(RpcCode::PermissionDenied,
+             scope_name(req.zone_id()) + " is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    if (store_.operator_by_name(req.name())) fail(RpcCode::AlreadyExists, "operator '" + req.name() + "' already exists");
+    const auto token = generate_token();
+    OperatorRow o{req.name(), static_cast<Role>(role), req.zone_id(), *level, hash_token(token), now_unix_ms(), who(caller)};
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.insert_operator(o);
+        seq = add_event(pb::CONFIG_CHANGED, "operator/" + o.name, o.zone_id,
+                        who(caller) + " created operator '" + o.name + "'");
+    });
+    notify(seq);
+    pb::CreateOperatorResponse r;
+    *r.mutable_operator_() = loa::engine::to_proto(o);
+    r.set_token(token);
+    return r.SerializeAsString();
+}
+
+std::string ControlService::revoke_operator(const Caller& caller, const std::string& payload) {
+    const auto req = parse<pb::RevokeOperatorRequest>(payload, "RevokeOperatorRequest");
+    require_role(caller, Role::Operator, "RevokeOperator");
+    const auto o = store_.operator_by_name(req.name());
+    if (!o) fail(RpcCode::NotFound, "no operator '" + req.name() + "'");
+    const bool inside = o->zone_id.empty() ? caller.zone_id.empty() : store_.zone_within(o->zone_id, caller.zone_id);
+    if (!inside) {
+        fail(RpcCode::PermissionDenied, "operator '" + o->name + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
+    }
+    if (static_cast<int>(o->role) > static_cast<int>(caller.role) ||
+        static_cast<int>(o->max_level) > static_cast<int>(caller.max_level)) {
+        fail(RpcCode::PermissionDenied, "operator '" + o->name + "' has a higher role or level than yours");
+    }
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.delete_operator(o->name);
+        seq = add_event(pb::CONFIG_CHANGED, "operator/" + o->name, o->zone_id,
+                        who(caller) + " revoked operator '" + o->name + "'");
+    });
+    notify(seq);
+    return pb::RevokeOperatorResponse().SerializeAsString();
+}
+
+// ---- framing ---------------------------------------------------------------
+
+FrameStatus peek_frame(std::span<const std::uint8_t> buffer, std::size_t max_body, std::size_t& header_len,
+                       std::size_t& body_len) noexcept {
+    std::uint64_t len = 0;
+    for (std::size_t i = 0; i < 5; ++i) {
+        if (i >= buffer.size()) return FrameStatus::NeedMore;
+        const auto b = buffer[i];
+        len |= static_cast<std::uint64_t>(b & 0x7F) << (7 * i);
+        if ((b & 0x80) == 0) {
+            if (len > 0xFFFFFFFFull) return FrameStatus::Malformed;
+            if (len > max_body) return FrameStatus::TooLarge;
+            header_len = i + 1;
+            body_len = static_cast<std::size_t>(len);
+            return buffer.size() - header_len >= body_len ? FrameStatus::Complete : FrameStatus::NeedMore;
+        }
+    }
+    return FrameStatus::Malformed;
+}
+
+std::string encode_frame(const google::protobuf::MessageLite& message) {
+    std::string out;
+    {
+        google::protobuf::io::StringOutputStream stream(&out);
+        google::protobuf::util::SerializeDelimitedToZeroCopyStream(message, &stream);
+    }
+    return out;
+}
+
+}  // namespace loa::engine

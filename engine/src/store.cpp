@@ -1,0 +1,324 @@
+#include "loa/engine/store.h"
+
+#include <algorithm>
+
+#include "loa/engine/control_status.h"
+#include "sqlite_db.h"
+
+namespace loa::engine {
+
+namespace {
+
+// Migration N brings the schema from version N-1 to N. Never edit a released
+// migration; append a new one and bump Store::kSchemaVersion.
+const char* const kMigrations[] = {
+    // 1: zones, clusters, operators.
+    R"sql(
+CREATE TABLE zones(
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  parent_id TEXT REFERENCES zones(id));
+CREATE INDEX zones_parent ON zones(parent_id);
+CREATE TABLE clusters(
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  zone_id TEXT NOT NULL REFERENCES zones(id),
+  address TEXT,
+  enabled INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX clusters_zone ON clusters(zone_id);
+CREATE TABLE operators(
+  name TEXT PRIMARY KEY,
+  role INTEGER NOT NULL,
+  zone_id TEXT REFERENCES zones(id),
+  max_level INTEGER NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  created_unix_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '');
+)sql",
+    // 2: multicast groups for clusters, event log for WatchEvents.
+    R"sql(
+ALTER TABLE clusters ADD COLUMN multicast_group TEXT;
+CREATE TABLE events(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  unix_ms INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  subject TEXT NOT NULL,
+  zone_id TEXT,
+  message TEXT NOT NULL);
+)sql",
+};
+static_assert(std::size(kMigrations) == Store::kSchemaVersion);
+
+ZoneRow read_zone(const sql::Statement& s) {
+    return ZoneRow{s.text(0), s.text(1), static_cast<ZoneKind>(s.int64(2)), s.text(3)};
+}
+
+ClusterRow read_cluster(const sql::Statement& s) {
+    return ClusterRow{s.text(0), s.text(1), s.text(2), s.text(3), s.text(4), s.int64(5) != 0};
+}
+
+OperatorRow read_operator(const sql::Statement& s) {
+    OperatorRow o;
+    o.name = s.text(0);
+    o.role = static_cast<Role>(s.int64(1));
+    o.zone_id = s.text(2);
+    o.max_level = static_cast<Priority>(s.int64(3));
+    o.token_hash = s.text(4);
+    o.created_unix_ms = s.int64(5);
+    o.created_by = s.text(6);
+    return o;
+}
+
+constexpr const char* kZoneCols = "SELECT id, name, kind, parent_id FROM zones";
+constexpr const char* kClusterCols = "SELECT id, name, zone_id, address, multicast_group, enabled FROM clusters";
+constexpr const char* kOperatorCols =
+    "SELECT name, role, zone_id, max_level, token_hash, created_unix_ms, created_by FROM operators";
+
+}  // namespace
+
+Store::Store(const std::filesystem::path& db_path) : path_(db_path), db_(std::make_unique<sql::Database>(db_path)) {
+    db_->exec("PRAGMA journal_mode=WAL");
+    db_->exec("PRAGMA synchronous=FULL");
+    db_->exec("PRAGMA foreign_keys=ON");
+    migrate();
+}
+
+Store::~Store() = default;
+
+void Store::migrate() {
+    db_->exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)");
+    int version = schema_version();
+    if (version > kSchemaVersion) {
+        throw ControlError(RpcCode::FailedPrecondition,
+                           "state database " + path_.string() + " has schema version " + std::to_string(version) +
+                               ", newer than this engine's " + std::to_string(kSchemaVersion));
+    }
+    while (version < kSchemaVersion) {
+        sql::Transaction tx(*db_);
+        db_->exec(kMigrations[version]);
+        db_->exec("DELETE FROM schema_version");
+        db_->cached("INSERT INTO schema_version(version) VALUES(?1)").bind(1, std::int64_t{version + 1}).run();
+        tx.commit();
+        ++version;
+    }
+}
+
+int Store::schema_version() const {
+    auto& s = db_->cached("SELECT version FROM schema_version");
+    return s.step() ? static_cast<int>(s.int64(0)) : 0;
+}
+
+void Store::write(const std::function<void()>& body) {
+    sql::Transaction tx(*db_);
+    body();
+    tx.commit();
+}
+
+std::optional<ZoneRow> Store::zone(const std::string& id) const {
+    auto& s = db_->cached(std::string(kZoneCols) + " WHERE id = ?1");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_zone(s);
+}
+
+std::vector<ZoneRow> Store::zones() const {
+    auto& s = db_->cached(std::string(kZoneCols) + " ORDER BY id");
+    std::vector<ZoneRow> out;
+    while (s.step()) out.push_back(read_zone(s));
+    return out;
+}
+
+void Store::insert_zone(const ZoneRow& z) {
+    db_->cached("INSERT INTO zones(id, name, kind, parent_id) VALUES(?1, ?2, ?3, ?4)")
+        .bind(1, z.id)
+        .bind(2, z.name)
+        .bind(3, std::int64_t{static_cast<int>(z.kind)})
+        .bind_text_or_null(4, z.parent_id)
+        .run();
+}
+
+void Store::update_zone(const ZoneRow& z) {
+    db_->cached("UPDATE zones SET name = ?2, parent_id = ?3 WHERE id = ?1")
+        .bind(1, z.id)
+        .bind(2, z.name)
+        .bind_text_or_null(3, z.parent_id)
+        .run();
+}
+
+void Store::delete_zone(const std::string& id) { db_->cached("DELETE FROM zones WHERE id = ?1").bind(1, id).run(); }
+
+std::int64_t Store::child_zone_count(const std::string& id) const {
+    auto& s = db_->cached("SELECT COUNT(*) FROM zones WHERE parent_id = ?1");
+    s.bind(1, id);
+    return s.step() ? s.int64(0) : 0;
+}
+
+std::int64_t Store::cluster_count_in_zone(const std::string& id) const {
+    auto& s = db_->cached("SELECT COUNT(*) FROM clusters WHERE zone_id = ?1");
+    s.bind(1, id);
+    return s.step() ? s.int64(0) : 0;
+}
+
+std::int64_t Store::operator_count_in_zone(const std::string& id) const {
+    auto& s = db_->cached("SELECT COUNT(*) FROM operators WHERE zone_id = ?1");
+    s.bind(1, id);
+    return s.step() ? s.int64(0) : 0;
+}
+
+std::vector<std::string> Store::zone_path(const std::string& zone_id) const {
+    std::vector<std::string> out;
+    std::string cur = zone_id;
+    // Depth is bounded by the four zone kinds; the bound also stops a cycle.
+    while (!cur.empty() && out.size() < 8) {
+        auto& s = db_->cached("SELECT parent_id FROM zones WHERE id = ?1");
+        s.bind(1, cur);
+        if (!s.step()) break;
+        out.push_back(cur);
+        cur = s.text(0);
+    }
+    return out;
+}
+
+bool Store::zone_within(const std::string& zone_id, const std::string& root) const {
+    if (root.empty()) return true;
+    const auto p = zone_path(zone_id);
+    return std::find(p.begin(), p.end(), root) != p.end();
+}
+
+std::optional<ClusterRow> Store::cluster(const std::string& id) const {
+    auto& s = db_->cached(std::string(kClusterCols) + " WHERE id = ?1");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_cluster(s);
+}
+
+std::vector<ClusterRow> Store::clusters(const std::string& root, const std::string& after_id,
+                                        std::size_t limit) const {
+    std::vector<ClusterRow> out;
+    const auto lim = static_cast<std::int64_t>(limit);
+    if (root.empty()) {
+        auto& s = db_->cached(std::string(kClusterCols) + " WHERE id > ?1 ORDER BY id LIMIT ?2");
+        s.bind(1, after_id).bind(2, lim);
+        while (s.step()) out.push_back(read_cluster(s));
+    } else {
+        auto& s = db_->cached(
+            "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT z.id FROM zones z JOIN sub ON z.parent_id = sub.id) " +
+            std::string(kClusterCols) + " WHERE zone_id IN sub AND id > ?2 ORDER BY id LIMIT ?3");
+        s.bind(1, root).bind(2, after_id).bind(3, lim);
+        while (s.step()) out.push_back(read_cluster(s));
+    }
+    return out;
+}
+
+void Store::insert_cluster(const ClusterRow& c) {
+    db_->cached(
+           "INSERT INTO clusters(id, name, zone_id, address, multicast_group, enabled) "
+           "VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
+        .bind(1, c.id)
+        .bind(2, c.name)
+        .bind(3, c.zone_id)
+        .bind_text_or_null(4, c.address)
+        .bind_text_or_null(5, c.multicast_group)
+        .bind(6, std::int64_t{c.enabled ? 1 : 0})
+        .run();
+}
+
+void Store::update_cluster(const ClusterRow& c) {
+    db_->cached(
+           "UPDATE clusters SET name = ?2, zone_id = ?3, address = ?4, multicast_group = ?5, enabled = ?6 "
+           "WHERE id = ?1")
+        .bind(1, c.id)
+        .bind(2, c.name)
+        .bind(3, c.zone_id)
+        .bind_text_or_null(4, c.address)
+        .bind_text_or_null(5, c.multicast_group)
+        .bind(6, std::int64_t{c.enabled ? 1 : 0})
+        .run();
+}
+
+void Store::delete_cluster(const std::string& id) {
+    db_->cached("DELETE FROM clusters WHERE id = ?1").bind(1, id).run();
+}
+
+std::optional<OperatorRow> Store::operator_by_name(const std::string& name) const {
+    auto& s = db_->cached(std::string(kOperatorCols) + " WHERE name = ?1");
+    s.bind(1, name);
+    if (!s.step()) return std::nullopt;
+    return read_operator(s);
+}
+
+std::optional<OperatorRow> Store::operator_by_token_hash(const std::string& hash) const {
+    auto& s = db_->cached(std::string(kOperatorCols) + " WHERE token_hash = ?1");
+    s.bind(1, hash);
+    if (!s.step()) return std::nullopt;
+    return read_operator(s);
+}
+
+std::vector<OperatorRow> Store::operators() const {
+    auto& s = db_->cached(std::string(kOperatorCols) + " ORDER BY name");
+    std::vector<OperatorRow> out;
+    while (s.step()) out.push_back(read_operator(s));
+    return out;
+}
+
+void Store::insert_operator(const OperatorRow& o) {
+    db_->cached(
+           "INSERT INTO operators(name, role, zone_id, max_level, token_hash, created_unix_ms, created_by) "
+           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .bind(1, o.name)
+        .bind(2, std::int64_t{static_cast<int>(o.role)})
+        .bind_text_or_null(3, o.zone_id)
+        .bind(4, std::int64_t{static_cast<int>(o.max_level)})
+        .bind(5, o.token_hash)
+        .bind(6, o.created_unix_ms)
+        .bind(7, o.created_by)
+        .run();
+}
+
+void Store::delete_operator(const std::string& name) {
+    db_->cached("DELETE FROM operators WHERE name = ?1").bind(1, name).run();
+}
+
+std::uint64_t Store::append_event(const EventRow& e) {
+    db_->cached("INSERT INTO events(unix_ms, kind, subject, zone_id, message) VALUES(?1, ?2, ?3, ?4, ?5)")
+        .bind(1, e.unix_ms)
+        .bind(2, std::int64_t{e.kind})
+        .bind(3, e.subject)
+        .bind_text_or_null(4, e.zone_id)
+        .bind(5, e.message)
+        .run();
+    const auto seq = db_->last_insert_rowid();
+    db_->cached("DELETE FROM events WHERE seq <= ?1").bind(1, seq - kEventRetention).run();
+    return static_cast<std::uint64_t>(seq);
+}
+
+std::vector<EventRow> Store::events_after(std::uint64_t seq, std::size_t limit) const {
+    auto& s = db_->cached(
+        "SELECT seq, unix_ms, kind, subject, zone_id, message FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    s.bind(1, static_cast<std::int64_t>(seq)).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<EventRow> out;
+    while (s.step()) {
+        out.push_back(EventRow{static_cast<std::uint64_t>(s.int64(0)), s.int64(1), static_cast<int>(s.int64(2)),
+                               s.text(3), s.text(4), s.text(5)});
+    }
+    return out;
+}
+
+std::uint64_t Store::last_event_seq() const {
+    // sqlite_sequence keeps the AUTOINCREMENT high-water mark even after pruning.
+    auto& s = db_->cached("SELECT seq FROM sqlite_sequence WHERE name = 'events'");
+    return s.step() ? static_cast<std::uint64_t>(s.int64(0)) : 0;
+}
+
+std::string Store::integrity_check() const {
+    auto& s = db_->cached("PRAGMA integrity_check");
+    std::string out;
+    while (s.step()) {
+        if (!out.empty()) out += "; ";
+        out += s.text(0);
+    }
+    return out;
+}
+
+}  // namespace loa::engine
