@@ -16,3 +16,8 @@ if(LOA_BUILD_TESTS)
   find_package(Catch2 2 REQUIRED)
   include(Catch)
 endif()
+
+# Howard Hinnant's date/tz (libhowardhinnant-date-dev): local-time schedules.
+# date::date-tz is the compiled tz library; its target carries USE_OS_TZDB=1,
+# so it reads the system tzdata under /usr/share/zoneinfo (no download).
+find_package(date CONFIG REQUIRED)

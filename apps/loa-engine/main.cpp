@@ -24,6 +24,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "loa/engine/config.h"
+#include "loa/engine/control_seed.h"
 #include "loa/engine/control_server.h"
 #include "loa/engine/control_service.h"
 #include "loa/engine/engine.h"
@@ -83,6 +84,9 @@ std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig
     std::filesystem::create_directories(dir);
     auto cp = std::make_unique<ControlPlane>();
     cp->store = std::make_unique<loa::engine::Store>(dir / "state.db");
+    // The config's seed ([[zone]], [[cluster]] with a zone) goes in once, into an empty database.
+    const auto seed = loa::engine::import_seed(*cp->store, config, clock);
+    spdlog::info("control: {}", seed.summary);
     cp->service = std::make_unique<loa::engine::ControlService>(*cp->store, clock, static_cast<unsigned>(::geteuid()));
     cp->service->set_stats_provider([&engine] {
         loa::engine::v1::EngineStats stats;
@@ -116,6 +120,7 @@ std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig
     loa::engine::ControlServerOptions opts;
     opts.socket_path = config.control.socket ? *config.control.socket : dir / "control.sock";
     opts.max_frame_bytes = config.control.max_frame_bytes;
+    opts.tcp_listen = config.control.tcp_listen.value_or("");
     cp->server = std::make_unique<loa::engine::ControlServer>(*cp->service, opts);
     return cp;
 }
@@ -156,7 +161,7 @@ int main(int argc, char** argv) {
     if (!sdp_program.empty()) return print_sdp(config, sdp_program);
     if (check_only) {
         std::cout << config_path << ": ok (" << config.programs.size() << " programmes, " << config.clusters.size()
-                  << " clusters)\n";
+                  << " clusters, " << config.studios.size() << " studios)\n";
         return 0;
     }
 
@@ -192,12 +197,18 @@ int main(int argc, char** argv) {
     write_sdp_files(config, local);
     engine->start();
     std::printf("listening %s:%u\n", local.address().to_string().c_str(), static_cast<unsigned>(local.port()));
+    if (const auto ingest = engine->ingest_endpoint()) {
+        std::printf("ingest %s:%u\n", ingest->address().to_string().c_str(), static_cast<unsigned>(ingest->port()));
+    }
     if (engine->realtime_refused()) {
         spdlog::warn("real-time priority {} refused (needs CAP_SYS_NICE or LimitRTPRIO=); running with normal "
                      "scheduling", config.engine.realtime_priority);
     }
     if (control) {
         std::printf("control %s\n", control->server->socket_path().c_str());
+        if (!control->server->tcp_endpoint().empty()) {
+            std::printf("control-tcp %s\n", control->server->tcp_endpoint().c_str());
+        }
         spdlog::info("control socket {} (state in {}, schema v{})", control->server->socket_path().string(),
                      control->store->path().string(), control->store->schema_version());
     }
@@ -205,6 +216,15 @@ int main(int argc, char** argv) {
     for (const auto& p : engine->programs()) {
         spdlog::info("programme '{}' ssrc {} ({} ms, {} b/s) to {} destination(s)", p->config().name, p->ssrc(),
                      p->config().ptime_ms, p->config().bitrate_bps, engine->destination_count(*p));
+    }
+    if (const auto ingest = engine->ingest_endpoint()) {
+        for (const auto& s : config.studios) {
+            spdlog::info("studio '{}' ({}{}{}) feeds programme '{}'; ingest on {}:{}", s.name,
+                         s.ssrc ? "ssrc " + std::to_string(*s.ssrc) : std::string(),
+                         s.ssrc && s.source_address ? ", " : "",
+                         s.source_address ? "from " + s.source_address->to_string() : std::string(), s.program,
+                         ingest->address().to_string(), ingest->port());
+        }
     }
 
     // Under systemd (Type=notify): tell it we are up, and keep its watchdog

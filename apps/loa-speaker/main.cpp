@@ -3,6 +3,11 @@
 // to the engine over RTCP. See /work/notes/speaker_readme.md for usage.
 
 #include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <limits>
+#include <span>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -36,12 +41,45 @@ struct Options {
     bool null_sink = false;
     std::string device;
     bool list_devices = false;
-    int jitter_ms = 60;
+    int jitter_ms = 0;
+    int min_delay_ms = 0;
+    int max_delay_ms = 500;
     double duration_s = 0.0;
     int report_interval_ms = 1000;
     int volume = 100;
     bool stats_json = false;
     std::string wav_format = "pcm16";
+    std::string click_times;
+    double click_threshold = 0.1;
+    int block_ms = 20;
+};
+
+// --click-times: a zero-buffer timestamped sink for latency measurements
+// (loa-bench latency). Sample i of a block handed over at `play_ns` plays at
+// play_ns + i / 48 kHz; a click onset is the first sample at or above the
+// threshold after at least 50 ms below it. Times are CLOCK_MONOTONIC (the
+// steady clock), like loa-studio --print-send-times.
+struct ClickLog {
+    double threshold = 0.1;
+    std::int64_t block_ns = 0;
+    std::int64_t next_play_ns = std::numeric_limits<std::int64_t>::min();
+    std::int64_t last_loud_ns = std::numeric_limits<std::int64_t>::min() / 2;
+    std::vector<std::int64_t> onsets;
+
+    void scan(std::span<const float> block) {
+        const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count();
+        // Blocks rendered together after a stall play one after the other.
+        const std::int64_t play = std::max(now, next_play_ns);
+        next_play_ns = play + block_ns;
+        for (std::size_t i = 0; i < block.size(); ++i) {
+            if (static_cast<double>(std::fabs(block[i])) < threshold) continue;
+            const std::int64_t t = play + static_cast<std::int64_t>(i) * 1'000'000'000 / 48000;
+            if (t - last_loud_ns >= 50'000'000) onsets.push_back(t);
+            last_loud_ns = t;
+        }
+    }
 };
 
 int run(const Options& o) {
@@ -49,6 +87,8 @@ int run(const Options& o) {
     cfg.cluster_id = o.cluster_id;
     for (const auto& e : o.engines) cfg.engines.push_back(loa::speaker::parse_engine_address(e));
     cfg.jitter_ms = o.jitter_ms;
+    cfg.min_delay_ms = o.min_delay_ms;
+    cfg.max_delay_ms = o.max_delay_ms;
     cfg.volume_pct = o.volume;
     cfg.report_interval_ms = o.report_interval_ms;
     loa::speaker::validate(cfg);
@@ -61,6 +101,9 @@ int run(const Options& o) {
         if (ec || !group->is_multicast()) throw std::invalid_argument("--group: not a multicast address: " + o.group);
     }
 
+    if (!o.click_times.empty() && o.out.empty() && !o.null_sink) {
+        throw std::invalid_argument("--click-times needs --null or --out (a clocked sink)");
+    }
     // Sinks are created before the socket so that a bad --out or --device
     // fails before anything is announced.
     std::unique_ptr<loa::codecs::WavWriter> wav;
@@ -106,18 +149,34 @@ int run(const Options& o) {
     }
 
     bool wav_failed = false;
+    const auto block_samples = static_cast<std::size_t>(o.block_ms) * 48;
+    std::unique_ptr<ClickLog> clicks;
+    if (!o.click_times.empty()) {
+        clicks = std::make_unique<ClickLog>();
+        clicks->threshold = o.click_threshold;
+        clicks->block_ns = static_cast<std::int64_t>(o.block_ms) * 1'000'000;
+        clicks->onsets.reserve(1 << 16);
+    }
     speaker.start();
     if (wav) {
-        speaker.start_clocked_playout([&](std::span<const float> frame) {
-            if (wav->write(frame) != loa::codecs::Status::Ok && !wav_failed) {
-                wav_failed = true;
-                std::cerr << "loa-speaker: writing " << o.out << " failed (disk full?); audio is discarded\n";
-            }
-        });
+        speaker.start_clocked_playout(
+            [&](std::span<const float> frame) {
+                if (clicks) clicks->scan(frame);
+                if (wav->write(frame) != loa::codecs::Status::Ok && !wav_failed) {
+                    wav_failed = true;
+                    std::cerr << "loa-speaker: writing " << o.out << " failed (disk full?); audio is discarded\n";
+                }
+            },
+            block_samples);
     } else if (o.null_sink) {
-        speaker.start_clocked_playout(nullptr);
+        if (clicks) {
+            speaker.start_clocked_playout([&](std::span<const float> frame) { clicks->scan(frame); }, block_samples);
+        } else {
+            speaker.start_clocked_playout(nullptr, block_samples);
+        }
     } else {
-        speaker.start_ring_playout(*ring, 3 * 960);
+        // 5 ms blocks, about 10-20 ms ahead of the card (it reads 10 ms at a time).
+        speaker.start_ring_playout(*ring, 960, 240);
         card->start();
     }
 
@@ -130,6 +189,14 @@ int run(const Options& o) {
         rc = 1;
     }
     if (wav_failed) rc = 1;
+    if (clicks) {
+        std::ofstream f(o.click_times);
+        for (const auto t : clicks->onsets) f << t << "\n";
+        if (!f) {
+            std::cerr << "loa-speaker: cannot write " << o.click_times << "\n";
+            rc = 1;
+        }
+    }
 
     const auto snap = speaker.counters().snapshot();
     std::cerr << "loa-speaker " << cfg.cluster_id << " counters:\n" << snap.to_text();
@@ -156,7 +223,21 @@ int main(int argc, char** argv) {
     app.add_option("--wav-format", o.wav_format, "WAV sample format for --out")
         ->check(CLI::IsMember({"pcm16", "float"}));
     app.add_flag("--list-devices", o.list_devices, "list PortAudio output devices and exit");
-    app.add_option("--jitter-ms", o.jitter_ms, "jitter buffer target delay in ms")->check(CLI::Range(0, 2000));
+    auto* click_times = app.add_option("--click-times", o.click_times,
+                                       "with --null/--out: write each click onset's play time (CLOCK_MONOTONIC ns, "
+                                       "zero-buffer sink) to FILE at exit, for loa-bench latency");
+    click_times->excludes(device);
+    app.add_option("--click-threshold", o.click_threshold, "level a click onset crosses (--click-times)")
+        ->check(CLI::Range(0.001, 1.0));
+    app.add_option("--block-ms", o.block_ms, "with --null/--out: render blocks of this many ms (a card's period)")
+        ->check(CLI::IsMember({5, 10, 20}));
+    app.add_option("--jitter-ms", o.jitter_ms,
+                   "impose a fixed playout delay in ms (0 = adaptive: follows the measured network jitter)")
+        ->check(CLI::Range(0, 2000));
+    app.add_option("--min-delay-ms", o.min_delay_ms, "floor of the adaptive playout delay in ms")
+        ->check(CLI::Range(0, 2000));
+    app.add_option("--max-delay-ms", o.max_delay_ms, "ceiling of the playout delay in ms")
+        ->check(CLI::Range(10, 2000));
     app.add_option("--duration", o.duration_s, "stop after this many seconds")->check(CLI::NonNegativeNumber);
     app.add_option("--report-interval-ms", o.report_interval_ms, "RTCP report period in ms")
         ->check(CLI::Range(10, 60000));

@@ -119,8 +119,15 @@ void Speaker::schedule_clocked() {
         const auto now_tp = Clock::now();
         while (playout_start_ + playout_period_ * static_cast<std::int64_t>(playout_index_) <= now_tp &&
                rendered < kMaxCatchUp) {
-            pipeline_.render(frame_, now_ns());
+            // The block's time on the sink's clock is its deadline, not this
+            // (jittery) wake-up: the playout's drift control must see the
+            // sink's steady pace.
+            const auto deadline = playout_start_ + playout_period_ * static_cast<std::int64_t>(playout_index_);
+            const std::int64_t now =
+                std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+            pipeline_.render(frame_, now);
             if (sink_) sink_(frame_);
+            if (pipeline_.take_report_request()) send_report(now);
             ++playout_index_;
             ++rendered;
         }
@@ -134,7 +141,9 @@ void Speaker::start_ring_playout(FloatRing& ring, std::size_t fill_target, std::
     ring_ = &ring;
     ring_fill_target_ = fill_target;
     frame_.assign(frame_samples, 0.0f);
-    playout_period_ = std::chrono::milliseconds(5);
+    // Poll twice per block so the ring never sinks much below the target.
+    playout_period_ = std::chrono::nanoseconds(static_cast<std::int64_t>(frame_samples) * 1'000'000'000 /
+                                               codecs::kSampleRate / 2);
     playout_start_ = Clock::now();
     playout_index_ = 0;
     schedule_ring();
@@ -145,8 +154,10 @@ void Speaker::schedule_ring() {
     playout_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (stopped_ || ec) return;
         while (ring_->size() + frame_.size() <= ring_fill_target_ && ring_->writable() >= frame_.size()) {
-            pipeline_.render(frame_, now_ns());
+            const std::int64_t now = now_ns();
+            pipeline_.render(frame_, now);
             ring_->write(frame_);
+            if (pipeline_.take_report_request()) send_report(now);
         }
         const auto due = static_cast<std::uint64_t>((Clock::now() - playout_start_) / playout_period_) + 1;
         playout_index_ = std::max(playout_index_ + 1, due);

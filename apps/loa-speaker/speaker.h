@@ -54,10 +54,13 @@ public:
     /// so sleep jitter never accumulates).
     void start_clocked_playout(FrameSink sink, std::size_t frame_samples = 960);
 
-    /// Playout paced by a consumer of `ring` (the sound card): every 5 ms the
-    /// ring is topped up with whole frames while it holds less than
-    /// `fill_target` samples. `ring` must outlive the speaker.
-    void start_ring_playout(FloatRing& ring, std::size_t fill_target, std::size_t frame_samples = 960);
+    /// Playout paced by a consumer of `ring` (the sound card): twice per
+    /// block the ring is topped up with blocks of `frame_samples` while it
+    /// holds less than `fill_target` samples. Keep both small (e.g. 5 ms
+    /// blocks, 20 ms target): the playout holds the network buffer, the ring
+    /// only bridges to the card, and its pace is what the playout's drift
+    /// control follows. `ring` must outlive the speaker.
+    void start_ring_playout(FloatRing& ring, std::size_t fill_target, std::size_t frame_samples = 240);
 
     /// Cancels the timers and closes the socket; handlers stop re-arming.
     void stop();

@@ -72,11 +72,15 @@ void validate(const SpeakerConfig& c) {
     }
     if (c.engines.empty()) throw std::invalid_argument("at least one --engine is required");
     if (c.jitter_ms < 0 || c.jitter_ms > 2000) throw std::invalid_argument("--jitter-ms must be 0..2000");
+    if (c.min_delay_ms < 0 || c.min_delay_ms > 2000) throw std::invalid_argument("--min-delay-ms must be 0..2000");
+    if (c.max_delay_ms < 10 || c.max_delay_ms > 2000) throw std::invalid_argument("--max-delay-ms must be 10..2000");
+    if (c.min_delay_ms > c.max_delay_ms) throw std::invalid_argument("--min-delay-ms must not exceed --max-delay-ms");
     if (c.volume_pct < 0 || c.volume_pct > 100) throw std::invalid_argument("--volume must be 0..100");
     if (c.report_interval_ms < 10 || c.report_interval_ms > 60000) {
         throw std::invalid_argument("--report-interval-ms must be 10..60000");
     }
     if (c.jitter_capacity < 8) throw std::invalid_argument("jitter buffer capacity must be >= 8");
+    if (c.long_gap_ns < 0) throw std::invalid_argument("long gap must be >= 0");
 }
 
 }  // namespace loa::speaker

@@ -29,12 +29,14 @@ boost::asio::ip::address normalize(const boost::asio::ip::address& a) noexcept;
 struct SpeakerConfig {
     std::string cluster_id;                 // RTCP SDES CNAME, at most 255 bytes
     std::vector<EngineAddress> engines;     // media accepted only from these
-    int jitter_ms = 60;                     // jitter-buffer target delay
+    int jitter_ms = 0;                      // imposed playout delay (ms); 0 = adaptive
+    int min_delay_ms = 0;                   // floor of the adaptive delay
+    int max_delay_ms = 500;                 // ceiling of the adaptive (and imposed) delay
     int volume_pct = 100;                   // software volume 0..100
     int report_interval_ms = 1000;          // RTCP report period
     std::uint32_t ssrc = 0;                 // own RTCP SSRC; 0 = random at start
-    std::size_t jitter_capacity = 128;      // jitter-buffer slots
-    std::int64_t long_gap_ns = 200'000'000; // concealment longer than this turns to silence
+    std::size_t jitter_capacity = 256;      // jitter-buffer slots
+    std::int64_t long_gap_ns = 200'000'000; // concealment longer than this fades to silence
 };
 
 /// Throws std::invalid_argument when a setting is out of range.

@@ -38,6 +38,7 @@ CountersSnapshot Counters::snapshot() const noexcept {
     s.foreign = foreign.load(r);
     s.concealed = concealed.load(r);
     s.fec_recovered = fec_recovered.load(r);
+    s.reordered = reordered.load(r);
     s.underruns = underruns.load(r);
     s.rtcp_sent = rtcp_sent.load(r);
     s.rtcp_received = rtcp_received.load(r);
@@ -48,12 +49,14 @@ CountersSnapshot Counters::snapshot() const noexcept {
     s.samples_played = samples_played.load(r);
     s.playing_ssrc = playing_ssrc.load(r);
     s.buffer_delay_ms = buffer_delay_ms.load(r);
+    s.target_delay_ms = target_delay_ms.load(r);
+    s.drift_ppm = drift_ppm.load(r);
     return s;
 }
 
 #define LOA_COUNTER_FIELDS(X)                                                                   \
     X(received) X(lost) X(late) X(duplicate) X(malformed) X(foreign) X(concealed) X(fec_recovered) \
-    X(underruns) X(rtcp_sent) X(rtcp_received) X(sr_received) X(decode_errors) X(overflow)      \
+    X(reordered) X(underruns) X(rtcp_sent) X(rtcp_received) X(sr_received) X(decode_errors) X(overflow)      \
     X(ssrc_changes) X(samples_played)
 
 std::string CountersSnapshot::to_text() const {
@@ -68,6 +71,10 @@ std::string CountersSnapshot::to_text() const {
     out += line;
     std::snprintf(line, sizeof line, "  %-14s %d ms\n", "buffer_delay", buffer_delay_ms);
     out += line;
+    std::snprintf(line, sizeof line, "  %-14s %d ms\n", "target_delay", target_delay_ms);
+    out += line;
+    std::snprintf(line, sizeof line, "  %-14s %d ppm\n", "drift", drift_ppm);
+    out += line;
     return out;
 }
 
@@ -78,6 +85,8 @@ std::string CountersSnapshot::to_json(const std::string& cluster_id) const {
     LOA_COUNTER_FIELDS(X)
 #undef X
     out += ",\"buffer_delay_ms\":" + std::to_string(buffer_delay_ms);
+    out += ",\"target_delay_ms\":" + std::to_string(target_delay_ms);
+    out += ",\"drift_ppm\":" + std::to_string(drift_ppm);
     out += "}";
     return out;
 }

@@ -13,13 +13,14 @@ namespace {
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
 
-transport::JitterBufferConfig jitter_config(const SpeakerConfig& c) {
-    transport::JitterBufferConfig j;
-    j.capacity = c.jitter_capacity;
-    j.target_delay_ms = c.jitter_ms;
-    j.clock_rate = codecs::kSampleRate;
-    j.default_packet_samples = static_cast<std::uint32_t>(codecs::frame_samples(20));
-    return j;
+engine::PlayoutConfig playout_config(const SpeakerConfig& c) {
+    engine::PlayoutConfig p;
+    p.capacity = c.jitter_capacity;
+    p.min_delay_ms = c.min_delay_ms;
+    p.max_delay_ms = std::max(c.max_delay_ms, c.jitter_ms);
+    if (c.jitter_ms > 0) p.fixed_delay_ms = c.jitter_ms;
+    p.fade_after_ms = static_cast<int>(c.long_gap_ns / 1'000'000);
+    return p;
 }
 
 std::uint32_t clamp32(std::uint64_t v) noexcept {
@@ -29,7 +30,7 @@ std::uint32_t clamp32(std::uint64_t v) noexcept {
 }  // namespace
 
 SpeakerPipeline::SpeakerPipeline(const SpeakerConfig& config, std::int64_t start_ns)
-    : config_(config), start_ns_(start_ns), jb_(jitter_config(config)) {
+    : config_(config), start_ns_(start_ns), playout_(playout_config(config)) {
     destinations_.resize(config_.engines.size());
     for (std::size_t i = 0; i < config_.engines.size(); ++i) {
         const auto& e = config_.engines[i];
@@ -75,9 +76,8 @@ DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
         }
     } else {
         transport::RtpView v;
-        if (transport::RtpView::parse(bytes, v) == transport::Status::Ok) {
+        if (transport::RtpView::parse(bytes, v) == transport::Status::Ok && on_media_packet(v, now_ns)) {
             kind = DatagramKind::Media;
-            on_media_packet(v, now_ns);
         }
     }
     if (kind == DatagramKind::Malformed) {
@@ -88,131 +88,43 @@ DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
     return kind;
 }
 
-void SpeakerPipeline::on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept {
+bool SpeakerPipeline::on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept {
+    const engine::PlayoutPush r = playout_.push(v, now_ns);
+    if (r == engine::PlayoutPush::Malformed) return false;  // counted as malformed by the caller
     counters_.received.fetch_add(1, kRelaxed);
-    const transport::JitterPush r = jb_.push(v, now_ns);
-    if (r == transport::JitterPush::NewStream) {
-        reception_.reset(v.ssrc());
-        counters_.playing_ssrc.store(v.ssrc(), kRelaxed);
-        pcm_pos_ = pcm_len_;  // drop the rest of the old stream's frame
-        report_requested_ = true;
-    }
-    if (reception_.ssrc() == v.ssrc() && jb_.ssrc() == v.ssrc()) {
-        reception_.on_packet(v.sequence(), v.timestamp(), now_ns);
-    }
-    publish_jitter_stats();
+    if (r == engine::PlayoutPush::NewStream) reception_.reset(v.ssrc());
+    if (reception_.ssrc() == v.ssrc()) reception_.on_packet(v.sequence(), v.timestamp(), now_ns);
+    publish_playout_stats();
+    return true;
 }
 
-void SpeakerPipeline::publish_jitter_stats() noexcept {
-    const auto& s = jb_.stats();
-    counters_.lost.store(s.lost, kRelaxed);
-    counters_.late.store(s.late, kRelaxed);
-    counters_.duplicate.store(s.duplicate, kRelaxed);
-    counters_.underruns.store(s.underruns, kRelaxed);
-    counters_.overflow.store(s.overflow, kRelaxed);
-    counters_.ssrc_changes.store(s.ssrc_changes, kRelaxed);
-}
-
-std::size_t SpeakerPipeline::packet_samples() const noexcept {
-    const std::size_t n = jb_.packet_samples();
-    constexpr std::size_t kQuantum = codecs::kSampleRate / 400;  // 2.5 ms
-    if (n == 0 || n > pcm_.size() || n % kQuantum != 0) return codecs::frame_samples(20);
-    return n;
-}
-
-void SpeakerPipeline::produce(std::int64_t now_ns) noexcept {
-    const std::size_t per = packet_samples();
-    const auto long_gap_samples =
-        static_cast<std::size_t>(config_.long_gap_ns / 1000 * codecs::kSampleRate / 1'000'000);
-    const std::span<float> frame(pcm_.data(), per);
-
-    bool silence = false;
-    transport::JitterPacket pkt;
-    switch (jb_.pop(now_ns, pkt)) {
-        case transport::JitterPop::Packet: {
-            if (pkt.ssrc != decoder_ssrc_ || !decoder_primed_) {
-                if (pkt.ssrc != decoder_ssrc_) decoder_.reset();
-                decoder_ssrc_ = pkt.ssrc;
-            }
-            std::size_t n = 0;
-            if (decoder_.decode(pkt.payload, pcm_, n) == codecs::Status::Ok && n > 0 && n <= pcm_.size()) {
-                pcm_len_ = n;
-                decoder_primed_ = true;
-                conceal_run_samples_ = 0;
-                break;
-            }
-            counters_.decode_errors.fetch_add(1, kRelaxed);
-            if (decoder_primed_ && decoder_.conceal(frame) == codecs::Status::Ok) {
-                counters_.concealed.fetch_add(1, kRelaxed);
-                conceal_run_samples_ += per;
-                pcm_len_ = per;
-            } else {
-                silence = true;
-            }
-            break;
-        }
-        case transport::JitterPop::Missing: {
-            if (!decoder_primed_ || conceal_run_samples_ >= long_gap_samples) {
-                silence = true;
-                break;
-            }
-            const auto next = jb_.peek_next();
-            bool done = false;
-            if (next && next->ssrc == decoder_ssrc_ &&
-                decoder_.decode_fec(next->payload, frame) == codecs::Status::Ok) {
-                if (codecs::OpusDecoder::packet_has_fec(next->payload)) {
-                    counters_.fec_recovered.fetch_add(1, kRelaxed);
-                } else {
-                    counters_.concealed.fetch_add(1, kRelaxed);  // libopus fell back to PLC
-                }
-                done = true;
-            } else if (decoder_.conceal(frame) == codecs::Status::Ok) {
-                counters_.concealed.fetch_add(1, kRelaxed);
-                done = true;
-            }
-            if (done) {
-                conceal_run_samples_ += per;
-                pcm_len_ = per;
-            } else {
-                silence = true;
-            }
-            break;
-        }
-        case transport::JitterPop::Buffering:
-        case transport::JitterPop::Empty:
-            silence = true;
-            break;
-    }
-    if (silence) {
-        std::fill(frame.begin(), frame.end(), 0.0f);
-        pcm_len_ = per;
-    }
-    pcm_pos_ = 0;
-    publish_jitter_stats();
+void SpeakerPipeline::publish_playout_stats() noexcept {
+    const auto& s = playout_.stats();
+    counters_.lost.store(s.lost.load(kRelaxed), kRelaxed);
+    counters_.late.store(s.late.load(kRelaxed), kRelaxed);
+    counters_.duplicate.store(s.duplicate.load(kRelaxed), kRelaxed);
+    counters_.reordered.store(s.reordered.load(kRelaxed), kRelaxed);
+    counters_.concealed.store(s.concealed.load(kRelaxed), kRelaxed);
+    counters_.fec_recovered.store(s.recovered_fec.load(kRelaxed), kRelaxed);
+    counters_.underruns.store(s.underruns.load(kRelaxed), kRelaxed);
+    counters_.overflow.store(s.overflows.load(kRelaxed), kRelaxed);
+    counters_.ssrc_changes.store(s.ssrc_changes.load(kRelaxed), kRelaxed);
+    counters_.decode_errors.store(s.decode_errors.load(kRelaxed), kRelaxed);
+    counters_.playing_ssrc.store(s.ssrc.load(kRelaxed), kRelaxed);
+    counters_.buffer_delay_ms.store(s.current_delay_ms.load(kRelaxed), kRelaxed);
+    counters_.target_delay_ms.store(s.target_delay_ms.load(kRelaxed), kRelaxed);
+    counters_.drift_ppm.store(s.drift_ppm.load(kRelaxed), kRelaxed);
 }
 
 void SpeakerPipeline::render(std::span<float> out, std::int64_t now_ns) noexcept {
-    std::size_t done = 0;
-    while (done < out.size()) {
-        if (pcm_pos_ >= pcm_len_) produce(now_ns);
-        const std::size_t n = std::min(out.size() - done, pcm_len_ - pcm_pos_);
-        std::copy_n(pcm_.begin() + static_cast<std::ptrdiff_t>(pcm_pos_), n,
-                    out.begin() + static_cast<std::ptrdiff_t>(done));
-        pcm_pos_ += n;
-        done += n;
-    }
+    playout_.render(out, now_ns);
     if (gain_ != 1.0f) codecs::apply_gain(out, gain_);
     codecs::hard_limit(out);
     counters_.samples_played.fetch_add(out.size(), kRelaxed);
-    const auto pending_ms = static_cast<int>((pcm_len_ - pcm_pos_) * 1000 / codecs::kSampleRate);
-    counters_.buffer_delay_ms.store(jb_.buffered_ms() + pending_ms, kRelaxed);
+    publish_playout_stats();
 }
 
-bool SpeakerPipeline::take_report_request() noexcept {
-    const bool r = report_requested_;
-    report_requested_ = false;
-    return r;
-}
+bool SpeakerPipeline::take_report_request() noexcept { return playout_.take_stream_change(); }
 
 std::size_t SpeakerPipeline::build_report(std::span<std::uint8_t> out, std::int64_t now_ns) noexcept {
     transport::RtcpWriter w(out);

@@ -1,9 +1,10 @@
 #pragma once
 // The media logic of a speaker, free of sockets and clocks: classifies each
-// received datagram (engine filter, RTP/RTCP demux, parse), feeds the jitter
-// buffer, decodes with FEC/PLC into output frames, keeps the RFC 3550
-// reception statistics and builds the RTCP compound report (RR + SDES CNAME
-// + APP "LOAS" status).
+// received datagram (engine filter, RTP/RTCP demux, parse), feeds the
+// engine's adaptive Playout (jitter buffer, Opus decode with FEC/PLC,
+// time-stretch toward the target delay, drift compensation against the
+// consumer's clock), keeps the RFC 3550 reception statistics and builds the
+// RTCP compound report (RR + SDES CNAME + APP "LOAS" status).
 //
 // Threads: one owner thread (the speaker's io thread) calls every method
 // except counters(), whose atomics may be read from any thread. Nothing here
@@ -21,15 +22,13 @@
 #include "loa-speaker/reception_stats.h"
 #include "loa-speaker/speaker_config.h"
 #include "loa-speaker/speaker_counters.h"
-#include "loa/codecs/audio_format.h"
-#include "loa/codecs/opus_decoder.h"
-#include "loa/transport/jitter_buffer.h"
+#include "loa/engine/playout.h"
 
 namespace loa::speaker {
 
 /// What on_datagram() did with a datagram.
 enum class DatagramKind {
-    Media,      // RTP from an engine, handed to the jitter buffer
+    Media,      // RTP from an engine, handed to the playout
     Control,    // RTCP from an engine
     Foreign,    // source is not an engine: dropped
     Malformed,  // failed to parse: dropped
@@ -49,11 +48,13 @@ public:
     DatagramKind on_datagram(std::span<const std::uint8_t> bytes,
                              const boost::asio::ip::udp::endpoint& from, std::int64_t now_ns) noexcept;
 
-    /// Owner thread. Produces exactly out.size() samples of output audio
-    /// (48 kHz mono), pulling packets from the jitter buffer as needed.
+    /// Owner thread. Produces exactly out.size() samples (48 kHz mono, at
+    /// most 60 ms) of output audio. `now_ns`: the consumer's time of this
+    /// block (the sink's clock: its pace is what the drift control follows).
     void render(std::span<float> out, std::int64_t now_ns) noexcept;
 
     /// True once after the played SSRC changed (a report is due at once).
+    /// Check it after on_datagram() and after render().
     bool take_report_request() noexcept;
 
     /// Owner thread. Writes the RTCP compound report into `out`; returns its
@@ -75,32 +76,22 @@ public:
     std::uint32_t own_ssrc() const noexcept { return config_.ssrc; }
     const SpeakerConfig& config() const noexcept { return config_; }
     const Counters& counters() const noexcept { return counters_; }
-    const transport::JitterBuffer& jitter_buffer() const noexcept { return jb_; }
+    const engine::Playout& playout() const noexcept { return playout_; }
 
 private:
-    void on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept;
-    void produce(std::int64_t now_ns) noexcept;
-    std::size_t packet_samples() const noexcept;
-    void publish_jitter_stats() noexcept;
+    bool on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept;
+    void publish_playout_stats() noexcept;
 
     SpeakerConfig config_;
     std::int64_t start_ns_;
-    transport::JitterBuffer jb_;
-    codecs::OpusDecoder decoder_;
+    engine::Playout playout_;
     ReceptionStats reception_;
     Counters counters_;
     std::vector<std::optional<boost::asio::ip::udp::endpoint>> destinations_;
 
-    std::array<float, codecs::kMaxFrameSamples> pcm_{};
-    std::size_t pcm_len_ = 0;
-    std::size_t pcm_pos_ = 0;
-    std::uint32_t decoder_ssrc_ = 0;
-    bool decoder_primed_ = false;         // decoded a packet since the last reset
-    std::size_t conceal_run_samples_ = 0; // consecutive concealed samples
     float gain_ = 1.0f;
     int volume_pct_ = 100;
     bool amplifier_on_ = false;
-    bool report_requested_ = false;
 };
 
 }  // namespace loa::speaker

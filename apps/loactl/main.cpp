@@ -29,6 +29,7 @@ namespace {
 
 struct Options {
     std::string socket = "/run/loa/control.sock";
+    std::string host;  // HOST:PORT of the TCP listener; set = TCP instead of the socket
     std::string token;
     bool json = false;
     int timeout_ms = 30000;
@@ -97,7 +98,13 @@ public:
     }
 
     loa::engine::ControlClient& client() {
-        if (!client_) client_ = std::make_unique<loa::engine::ControlClient>(o_.socket);
+        if (!client_) {
+            if (!o_.host.empty()) {
+                client_ = std::make_unique<loa::engine::ControlClient>(loa::engine::TcpAddress{o_.host});
+            } else {
+                client_ = std::make_unique<loa::engine::ControlClient>(o_.socket);
+            }
+        }
         return *client_;
     }
 
@@ -180,7 +187,12 @@ int main(int argc, char** argv) {
     Options o;
     if (const char* s = std::getenv("LOA_SOCKET")) o.socket = s;
     if (const char* t = std::getenv("LOA_TOKEN")) o.token = t;
-    app.add_option("--socket", o.socket, "control socket (env LOA_SOCKET)")->capture_default_str();
+    if (const char* h = std::getenv("LOA_HOST")) o.host = h;
+    auto* socket_opt = app.add_option("--socket", o.socket, "control socket (env LOA_SOCKET)")->capture_default_str();
+    auto* host_opt = app.add_option("--host", o.host,
+                   "HOST:PORT of the engine's TCP control listener instead of the socket (env LOA_HOST); "
+                   "every request then needs --token")
+        ->excludes(socket_opt);
     app.add_option("--token", o.token, "operator token (env LOA_TOKEN); none = local admin by peer uid");
     app.add_flag("--json", o.json, "print responses as JSON (protobuf's printer), one object per line");
     app.add_option("--timeout-ms", o.timeout_ms, "how long to wait for an answer")->capture_default_str();
@@ -256,6 +268,8 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return app.exit(e) == 0 ? 0 : EX_USAGE;
     }
+    // An explicit --socket beats a LOA_HOST from the environment.
+    if (socket_opt->count() > 0 && host_opt->count() == 0) o.host.clear();
 
     Cli cli(o);
     try {

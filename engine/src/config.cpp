@@ -24,6 +24,20 @@ const ClusterConfig* EngineConfig::find_cluster(const std::string& id) const noe
     return nullptr;
 }
 
+const ZoneConfig* EngineConfig::find_zone(const std::string& id) const noexcept {
+    for (const auto& z : zones) {
+        if (z.id == id) return &z;
+    }
+    return nullptr;
+}
+
+const StudioConfig* EngineConfig::find_studio(const std::string& name) const noexcept {
+    for (const auto& s : studios) {
+        if (s.name == name) return &s;
+    }
+    return nullptr;
+}
+
 const ProgramConfig* EngineConfig::find_program(const std::string& name) const noexcept {
     for (const auto& p : programs) {
         if (p.name == name) return &p;
@@ -188,6 +202,10 @@ void read_control(TableReader& r, ControlSettings& s, const std::filesystem::pat
         s.socket = resolve_path(*v, base_dir);
     }
     if (auto v = r.integer("max_frame_bytes", 1024, 64ll << 20)) s.max_frame_bytes = static_cast<std::size_t>(*v);
+    if (auto v = r.string("tcp_listen")) {
+        (void)r.endpoint("tcp_listen", *v, "127.0.0.1");
+        s.tcp_listen = *v;
+    }
     r.reject_unknown();
 }
 
@@ -198,6 +216,10 @@ void read_engine(TableReader& r, EngineSettings& s, const std::filesystem::path&
     }
     if (auto v = r.string("listen")) s.listen = r.endpoint("listen", *v, "0.0.0.0");
     if (auto v = r.string("listen_v6")) s.listen_v6 = r.endpoint("listen_v6", *v, "::");
+    if (auto v = r.string("ingest_listen")) {
+        s.ingest_listen = r.endpoint("ingest_listen", *v, "0.0.0.0");
+        if (!s.ingest_listen.address().is_v4()) r.fail("ingest_listen", "must be an IPv4 address");
+    }
     if (auto v = r.integer("fanout_threads", 1, 64)) s.fanout_threads = static_cast<std::size_t>(*v);
     if (auto v = r.integer("fanout_batch", 1, 1024)) s.fanout_batch = static_cast<std::size_t>(*v);
     if (auto v = r.integer("cluster_timeout_s", 1, 3600)) s.cluster_timeout_s = static_cast<int>(*v);
@@ -219,7 +241,8 @@ void read_engine(TableReader& r, EngineSettings& s, const std::filesystem::path&
     r.reject_unknown();
 }
 
-SourceConfig read_source(TableReader& r, const std::filesystem::path& base_dir) {
+SourceConfig read_source(TableReader& r, const std::filesystem::path& base_dir, const std::string& program,
+                         const EngineConfig& cfg) {
     SourceConfig s;
     const auto type = r.required_string("type");
     if (auto v = r.number("gain_db", -60.0, 24.0)) s.gain_db = *v;
@@ -232,8 +255,20 @@ SourceConfig read_source(TableReader& r, const std::filesystem::path& base_dir) 
         std::filesystem::path p = r.required_string("path");
         s.path = p.is_absolute() ? p : base_dir / p;
         if (auto v = r.boolean("loop")) s.loop = *v;
+    } else if (type == "studio") {
+        s.type = SourceConfig::Type::Studio;
+        s.studio = r.required_string("studio");
+        const auto* studio = cfg.find_studio(s.studio);
+        if (studio == nullptr) r.fail("studio", "names unknown studio \"" + s.studio + "\"");
+        if (studio->program != program) {
+            r.fail("studio", "studio \"" + s.studio + "\" may only feed programme \"" + studio->program + "\"");
+        }
+        if (auto v = r.string("fallback")) {
+            if (v->empty()) r.fail("fallback", "must be \"silence\" or a clip path");
+            if (*v != "silence") s.fallback = resolve_path(*v, base_dir);
+        }
     } else {
-        r.fail("type", "must be \"tone\" or \"clip\" (got \"" + type + "\")");
+        r.fail("type", "must be \"tone\", \"clip\" or \"studio\" (got \"" + type + "\")");
     }
     r.reject_unknown();
     return s;
@@ -287,12 +322,82 @@ ProgramConfig read_program(TableReader& r, const std::string& file, const std::f
         std::size_t i = 0;
         for (const auto& node : *arr) {
             TableReader sr(*node.as_table(), r.qualified("source") + "[" + std::to_string(i++) + "]", file);
-            p.sources.push_back(read_source(sr, base_dir));
+            auto src = read_source(sr, base_dir, p.name, cfg);
+            if (src.type == SourceConfig::Type::Studio) {
+                for (const auto& other : p.sources) {
+                    if (other.type == SourceConfig::Type::Studio && other.studio == src.studio) {
+                        sr.fail("studio", "studio \"" + src.studio + "\" is already a source of this programme");
+                    }
+                }
+            }
+            p.sources.push_back(std::move(src));
         }
     }
     if (p.sources.empty()) r.fail("source", "a programme needs at least one [[program.source]]");
     r.reject_unknown();
     return p;
+}
+
+StudioConfig read_studio(TableReader& r, const EngineConfig& cfg) {
+    StudioConfig s;
+    s.name = r.required_string("name");
+    if (cfg.find_studio(s.name) != nullptr) r.fail("name", "duplicate studio name \"" + s.name + "\"");
+    if (auto v = r.integer("ssrc", 0, 0xFFFFFFFFll)) s.ssrc = static_cast<std::uint32_t>(*v);
+    if (auto v = r.string("source_address")) {
+        boost::system::error_code ec;
+        auto a = boost::asio::ip::make_address(*v, ec);
+        if (ec) r.fail("source_address", "is not an IP address (a host, no port)");
+        if (!a.is_v4()) r.fail("source_address", "must be an IPv4 address (the ingest socket is IPv4)");
+        s.source_address = a;
+    }
+    if (!s.ssrc && !s.source_address) r.fail("ssrc", "a studio needs an ssrc, a source_address or both");
+    s.program = r.required_string("program");
+    if (auto v = r.integer("min_delay_ms", 0, 2000)) s.min_delay_ms = static_cast<int>(*v);
+    if (auto v = r.integer("max_delay_ms", 10, 5000)) s.max_delay_ms = static_cast<int>(*v);
+    if (s.min_delay_ms > s.max_delay_ms) r.fail("min_delay_ms", "must not exceed max_delay_ms");
+    if (auto v = r.integer("delay_ms", 1, 5000)) {
+        if (*v > s.max_delay_ms) r.fail("delay_ms", "must not exceed max_delay_ms");
+        s.fixed_delay_ms = static_cast<int>(*v);
+    }
+    // Two studios with the same criteria could never be told apart. (When
+    // criteria merely overlap, the first studio declared takes the packet.)
+    for (const auto& o : cfg.studios) {
+        if (o.ssrc == s.ssrc && o.source_address == s.source_address) {
+            r.fail("ssrc", "studios \"" + o.name + "\" and \"" + s.name +
+                               "\" cannot be told apart (give them distinct ssrc or source_address)");
+        }
+    }
+    r.reject_unknown();
+    return s;
+}
+
+ZoneConfig read_zone(TableReader& r, const EngineConfig& cfg) {
+    static const std::vector<std::string> kinds = {"province", "district", "commune", "village"};
+    ZoneConfig z;
+    z.id = r.required_string("id");
+    const bool id_ok = z.id.size() <= 64 && std::all_of(z.id.begin(), z.id.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    });
+    if (!id_ok) r.fail("id", "must match [a-z0-9._-]{1,64}");
+    if (cfg.find_zone(z.id) != nullptr) r.fail("id", "duplicate zone id \"" + z.id + "\"");
+    z.name = r.string("name").value_or(z.id);
+    if (z.name.empty()) r.fail("name", "must not be empty");
+    z.kind = r.required_string("kind");
+    const auto level = std::find(kinds.begin(), kinds.end(), z.kind);
+    if (level == kinds.end()) r.fail("kind", "must be province, district, commune or village");
+    z.parent = r.string("parent").value_or("");
+    if (level == kinds.begin()) {
+        if (!z.parent.empty()) r.fail("parent", "a province has no parent zone");
+    } else {
+        if (z.parent.empty()) r.fail("parent", "is required below province level");
+        const auto* parent = cfg.find_zone(z.parent);
+        if (parent == nullptr) r.fail("parent", "names unknown zone \"" + z.parent + "\" (list parents first)");
+        if (parent->kind != *(level - 1)) {
+            r.fail("parent", "a " + z.kind + " sits directly below a " + *(level - 1) + ", not a " + parent->kind);
+        }
+    }
+    r.reject_unknown();
+    return z;
 }
 
 }  // namespace
@@ -320,6 +425,14 @@ EngineConfig parse_config(const std::string& toml_text, const std::string& file_
         TableReader r(*t, "control", file_name);
         read_control(r, cfg.control, base_dir);
     }
+    // Seed zones before clusters: a cluster's zone names one.
+    if (const auto* arr = top.tables("zone")) {
+        std::size_t i = 0;
+        for (const auto& node : *arr) {
+            TableReader r(*node.as_table(), "zone[" + std::to_string(i++) + "]", file_name);
+            cfg.zones.push_back(read_zone(r, cfg));
+        }
+    }
     if (const auto* arr = top.tables("cluster")) {
         std::size_t i = 0;
         for (const auto& node : *arr) {
@@ -328,8 +441,23 @@ EngineConfig parse_config(const std::string& toml_text, const std::string& file_
             c.id = r.required_string("id");
             if (cfg.find_cluster(c.id) != nullptr) r.fail("id", "duplicate cluster id \"" + c.id + "\"");
             c.address = r.endpoint("address", r.required_string("address"), "");
+            const auto seed_name = r.string("name");
+            if (auto v = r.string("zone")) {
+                if (cfg.find_zone(*v) == nullptr) {
+                    r.fail("zone", "names unknown zone \"" + *v + "\" (declare it in [[zone]])");
+                }
+                cfg.cluster_seeds.push_back(ClusterSeedConfig{c.id, *v, seed_name.value_or("")});
+            }
             r.reject_unknown();
             cfg.clusters.push_back(std::move(c));
+        }
+    }
+    // Studios before programmes: a programme's studio source names one.
+    if (const auto* arr = top.tables("studio")) {
+        std::size_t i = 0;
+        for (const auto& node : *arr) {
+            TableReader r(*node.as_table(), "studio[" + std::to_string(i++) + "]", file_name);
+            cfg.studios.push_back(read_studio(r, cfg));
         }
     }
     if (const auto* arr = top.tables("program")) {
@@ -344,6 +472,12 @@ EngineConfig parse_config(const std::string& toml_text, const std::string& file_
                 }
             }
             cfg.programs.push_back(std::move(p));
+        }
+    }
+    for (std::size_t i = 0; i < cfg.studios.size(); ++i) {
+        if (cfg.find_program(cfg.studios[i].program) == nullptr) {
+            throw ConfigError(file_name, "studio[" + std::to_string(i) + "].program",
+                              "names unknown programme \"" + cfg.studios[i].program + "\"");
         }
     }
     top.reject_unknown();

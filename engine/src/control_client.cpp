@@ -1,5 +1,8 @@
 #include "loa/engine/control_client.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -31,6 +34,56 @@ ControlClient::ControlClient(const std::filesystem::path& socket_path) {
         throw ControlError(RpcCode::Unavailable,
                            "cannot connect to " + socket_path.string() + ": " + std::strerror(err));
     }
+}
+
+ControlClient::ControlClient(const TcpAddress& address) {
+    const std::string& text = address.host_port;
+    std::string host;
+    std::string port;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            throw ControlError(RpcCode::InvalidArgument, "TCP address '" + text + "' must be [ADDRESS]:PORT");
+        }
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string::npos || text.find(':') != colon) {
+            throw ControlError(RpcCode::InvalidArgument, "TCP address '" + text + "' must be HOST:PORT");
+        }
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    if (host.empty() || port.empty()) {
+        throw ControlError(RpcCode::InvalidArgument, "TCP address '" + text + "' must be HOST:PORT");
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* list = nullptr;
+    if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &list); rc != 0) {
+        throw ControlError(RpcCode::Unavailable, "cannot resolve " + text + ": " + ::gai_strerror(rc));
+    }
+    std::string last_error = "no address";
+    for (const addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
+        const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last_error = std::strerror(errno);
+            continue;
+        }
+        if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            const int one = 1;
+            (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            fd_ = fd;
+            break;
+        }
+        last_error = std::strerror(errno);
+        ::close(fd);
+    }
+    ::freeaddrinfo(list);
+    if (fd_ < 0) throw ControlError(RpcCode::Unavailable, "cannot connect to " + text + ": " + last_error);
 }
 
 ControlClient::~ControlClient() {

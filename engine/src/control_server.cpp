@@ -1,29 +1,40 @@
 #include "loa/engine/control_server.h"
 
 #include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <deque>
 #include <set>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include "loa/engine/control_service.h"
+#include "loa/transport/udp_socket.h"
 
 namespace loa::engine {
 
 namespace asio = boost::asio;
 using unix_socket = asio::local::stream_protocol;
+// Both listeners hand out generic stream sockets, so one Session serves both.
+using stream = asio::generic::stream_protocol;
+using stream_acceptor = asio::basic_socket_acceptor<stream>;
 namespace pb = loa::control::v1;
 
 namespace {
@@ -32,16 +43,19 @@ class Session;
 
 // Everything the control thread owns; Sessions refer to it.
 struct ServerCore {
-    ServerCore(ControlService& s, ControlServerOptions o) : service(s), options(std::move(o)), acceptor(io) {}
+    ServerCore(ControlService& s, ControlServerOptions o)
+        : service(s), options(std::move(o)), acceptor(io), tcp_acceptor(io) {}
 
-    void accept();
+    void accept(stream_acceptor& a, bool tcp);
     void remove(const std::shared_ptr<Session>& s);
     void on_event(std::uint64_t seq);
 
     ControlService& service;
     ControlServerOptions options;
     asio::io_context io;
-    unix_socket::acceptor acceptor;
+    stream_acceptor acceptor;      // the Unix socket
+    stream_acceptor tcp_acceptor;  // open only with options.tcp_listen
+    std::string tcp_endpoint;       // bound "HOST:PORT"
     std::set<std::shared_ptr<Session>> sessions;
     std::atomic<std::size_t> session_count{0};
     std::thread thread;
@@ -57,8 +71,24 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(ServerCore& server, unix_socket::socket socket)
+    Session(ServerCore& server, stream::socket socket, bool tcp)
         : server_(server), socket_(std::move(socket)) {
+        if (tcp) {
+            // A TCP peer is never trusted by who it is: every request needs a token.
+            peer_.unix_socket = false;
+            const int one = 1;
+            (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            sockaddr_storage addr{};
+            socklen_t alen = sizeof addr;
+            if (::getpeername(socket_.native_handle(), reinterpret_cast<sockaddr*>(&addr), &alen) == 0) {
+                asio::ip::tcp::endpoint ep;
+                std::memcpy(ep.data(), &addr, std::min<std::size_t>(alen, ep.capacity()));
+                name_ = "tcp " + ep.address().to_string() + ":" + std::to_string(ep.port());
+            } else {
+                name_ = "tcp peer";
+            }
+            return;
+        }
         ucred cred{};
         socklen_t len = sizeof cred;
         peer_.unix_socket = true;
@@ -66,6 +96,7 @@ public:
             peer_.has_credentials = true;
             peer_.uid = cred.uid;
         }
+        name_ = "uid " + std::to_string(peer_.uid);
     }
 
     void start() { read(); }
@@ -74,7 +105,7 @@ public:
         if (closed_) return;
         closed_ = true;
         boost::system::error_code ec;
-        socket_.shutdown(unix_socket::socket::shutdown_both, ec);
+        socket_.shutdown(stream::socket::shutdown_both, ec);
         socket_.close(ec);
         server_.remove(shared_from_this());
     }
@@ -180,7 +211,7 @@ private:
     void enqueue(std::string frame) {
         if (closed_) return;
         if (queue_.size() >= server_.options.max_queued_frames) {
-            spdlog::warn("control: client (uid {}) is not reading its responses; disconnecting", peer_.uid);
+            spdlog::warn("control: client ({}) is not reading its responses; disconnecting", name_);
             close();
             return;
         }
@@ -214,8 +245,9 @@ private:
     }
 
     ServerCore& server_;
-    unix_socket::socket socket_;
+    stream::socket socket_;
     PeerInfo peer_;
+    std::string name_;  // for logs
     std::vector<std::uint8_t> inbuf_;
     std::size_t used_ = 0;
     std::deque<std::string> queue_;
@@ -227,20 +259,56 @@ private:
 
 }  // namespace
 
-void ServerCore::accept() {
-    acceptor.async_accept([this](const boost::system::error_code& ec, unix_socket::socket socket) {
+void ServerCore::accept(stream_acceptor& a, bool tcp) {
+    a.async_accept([this, &a, tcp](const boost::system::error_code& ec, stream::socket socket) {
         if (ec) {
-            if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+            if (ec == asio::error::operation_aborted || !a.is_open()) return;
             spdlog::warn("control: accept failed: {}", ec.message());
         } else {
-            auto s = std::make_shared<Session>(*this, std::move(socket));
+            auto s = std::make_shared<Session>(*this, std::move(socket), tcp);
             sessions.insert(s);
             session_count = sessions.size();
             s->start();
         }
-        accept();
+        accept(a, tcp);
     });
 }
+
+namespace {
+
+std::string to_text(const asio::ip::tcp::endpoint& ep) {
+    const auto a = ep.address();
+    return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+// Binds the TCP listener of `core`; throws std::runtime_error.
+void open_tcp(ServerCore& core) {
+    asio::ip::tcp::endpoint want;
+    try {
+        const auto ep = transport::parse_endpoint(core.options.tcp_listen, "127.0.0.1");
+        want = asio::ip::tcp::endpoint(ep.address(), ep.port());
+    } catch (const std::exception& e) {
+        throw std::runtime_error("control TCP listener '" + core.options.tcp_listen + "': " + e.what());
+    }
+    boost::system::error_code ec;
+    const stream::endpoint generic(want);
+    core.tcp_acceptor.open(generic.protocol(), ec);
+    if (!ec) core.tcp_acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) core.tcp_acceptor.bind(generic, ec);
+    if (!ec) core.tcp_acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    stream::endpoint bound;
+    if (!ec) bound = core.tcp_acceptor.local_endpoint(ec);
+    if (ec) throw std::runtime_error("cannot listen on control TCP address " + to_text(want) + ": " + ec.message());
+    asio::ip::tcp::endpoint got;
+    std::memcpy(got.data(), bound.data(), std::min<std::size_t>(bound.size(), got.capacity()));
+    core.tcp_endpoint = to_text(got);
+    if (!want.address().is_loopback()) {
+        spdlog::warn("control: TCP listener {} is reachable from other hosts; requests carry tokens in clear text "
+                     "until TLS arrives", core.tcp_endpoint);
+    }
+}
+
+}  // namespace
 
 void ServerCore::remove(const std::shared_ptr<Session>& s) {
     sessions.erase(s);
@@ -263,8 +331,9 @@ ControlServer::ControlServer(ControlService& service, ControlServerOptions optio
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), fec);
     if (std::filesystem::is_socket(path, fec)) std::filesystem::remove(path, fec);
     boost::system::error_code ec;
-    impl_->acceptor.open(unix_socket(), ec);
-    if (!ec) impl_->acceptor.bind(unix_socket::endpoint(path.string()), ec);
+    const stream::endpoint unix_ep(unix_socket::endpoint(path.string()));
+    impl_->acceptor.open(unix_ep.protocol(), ec);
+    if (!ec) impl_->acceptor.bind(unix_ep, ec);
     if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw std::runtime_error("cannot listen on control socket " + path.string() + ": " + ec.message());
     if (::chmod(path.c_str(), static_cast<mode_t>(impl_->options.socket_mode)) != 0) {
@@ -277,6 +346,14 @@ ControlServer::ControlServer(ControlService& service, ControlServerOptions optio
             }
         }
     }
+    if (!impl_->options.tcp_listen.empty()) {
+        try {
+            open_tcp(*impl_);
+        } catch (...) {
+            std::filesystem::remove(path, fec);
+            throw;
+        }
+    }
     service.set_event_listener([impl = impl_.get()](std::uint64_t seq) { impl->on_event(seq); });
 }
 
@@ -285,7 +362,8 @@ ControlServer::~ControlServer() { stop(); }
 void ControlServer::start() {
     if (impl_->started) return;
     impl_->started = true;
-    impl_->accept();
+    impl_->accept(impl_->acceptor, false);
+    if (impl_->tcp_acceptor.is_open()) impl_->accept(impl_->tcp_acceptor, true);
     impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
 }
 
@@ -295,6 +373,7 @@ void ControlServer::stop() {
     asio::post(impl_->io, [impl = impl_.get()] {
         boost::system::error_code ec;
         impl->acceptor.close(ec);
+        impl->tcp_acceptor.close(ec);
         const auto all = std::vector<std::shared_ptr<Session>>(impl->sessions.begin(), impl->sessions.end());
         for (const auto& s : all) s->close();
         impl->io.stop();
@@ -322,6 +401,8 @@ void ControlServer::post_engine_message(std::string message) {
 }
 
 const std::filesystem::path& ControlServer::socket_path() const noexcept { return impl_->options.socket_path; }
+
+const std::string& ControlServer::tcp_endpoint() const noexcept { return impl_->tcp_endpoint; }
 
 std::size_t ControlServer::connection_count() const noexcept { return impl_->session_count.load(); }
 

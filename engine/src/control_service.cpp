@@ -138,6 +138,9 @@ CallOutcome ControlService::handle(const pb::Envelope& request, const PeerInfo& 
     CallOutcome out;
     out.response.set_request_id(request.request_id());
     try {
+        // Who is calling comes first: an unauthenticated peer (on TCP: any
+        // token-less one) learns nothing, not even which methods exist.
+        const Caller caller = authenticate(request, peer);
         if (request.method().empty()) fail(RpcCode::InvalidArgument, "envelope has no method");
         if (request.deadline_unix_ms() != 0 && now_unix_ms() >= request.deadline_unix_ms()) {
             fail(RpcCode::DeadlineExceeded, "deadline expired before " + request.method() + " started");
@@ -145,7 +148,6 @@ CallOutcome ControlService::handle(const pb::Envelope& request, const PeerInfo& 
         const bool watch = request.method() == "WatchEvents";
         const auto it = handlers_.find(request.method());
         if (!watch && it == handlers_.end()) fail(RpcCode::Unimplemented, "unknown method '" + request.method() + "'");
-        const Caller caller = authenticate(request, peer);
         if (watch) {
             const auto req = parse<pb::WatchEventsRequest>(request.payload(), "WatchEventsRequest");
             out.watch = CallOutcome::Watch{caller, req.from_now() ? store_.last_event_seq() : req.after_seq()};
@@ -174,6 +176,9 @@ Caller ControlService::authenticate(const pb::Envelope& request, const PeerInfo&
     }
     if (peer.unix_socket && peer.has_credentials && is_trusted_local_uid(peer.uid, engine_uid_)) {
         return Caller::local_admin();
+    }
+    if (!peer.unix_socket) {
+        fail(RpcCode::Unauthenticated, "a token is required on every TCP request (set --token or LOA_TOKEN)");
     }
     fail(RpcCode::Unauthenticated, "a token is required (set --token or LOA_TOKEN)");
 }

@@ -11,6 +11,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <google/protobuf/util/json_util.h>
 
+#include "loa/engine/ingest.h"
+#include "loa/engine/studio_source.h"
 #include "loa/engine/v1/stats.pb.h"
 #include "loa/transport/rtp_packet.h"
 #include "loa/transport/thread_priority.h"
@@ -35,7 +37,20 @@ struct Engine::Io {
     asio::io_context context;
     std::vector<std::unique_ptr<Receiver>> v4;
     std::vector<std::unique_ptr<Receiver>> v6;
+    std::unique_ptr<Receiver> ingest;  // studios' RTP (only when studios are declared)
+    IngestRouter router;               // I/O thread
     std::optional<asio::steady_timer> sweep_timer;
+};
+
+// A declared studio: its ingest queue, the source that consumes it, and the
+// address it is latched to as the I/O thread last saw it (for stats).
+struct Engine::Studio {
+    explicit Studio(const StudioConfig& c)
+        : config(c), feed(StudioMatch{c.name, c.ssrc, c.source_address}) {}
+    StudioConfig config;
+    StudioFeed feed;
+    const StudioSource* source = nullptr;  // nullptr: no programme mixes it (packets dropped)
+    std::atomic<std::uint64_t> latched{0};  // IPv4 address << 16 | port, 0 = none
 };
 
 namespace {
@@ -92,6 +107,18 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
     };
     open_all(config_.engine.listen, io_->v4, "RTP");
     if (config_.engine.listen_v6) open_all(*config_.engine.listen_v6, io_->v6, "IPv6 RTP");
+    if (!config_.studios.empty()) {
+        const auto& ep = config_.engine.ingest_listen;
+        try {
+            transport::UdpOptions ingest_opts;
+            ingest_opts.receive_buffer_bytes = 1 << 20;
+            io_->ingest = std::make_unique<Receiver>(transport::open_udp(io_->context, ep, ingest_opts));
+        } catch (const std::exception& e) {
+            throw std::runtime_error("cannot open the ingest socket on " + ep.address().to_string() + ":" +
+                                     std::to_string(ep.port()) + ": " + e.what());
+        }
+        for (const auto& sc : config_.studios) studios_.push_back(std::make_unique<Studio>(sc));
+    }
 
     std::int64_t min_period = 60'000'000;
     for (const auto& p : config_.programs) min_period = std::min<std::int64_t>(min_period, p.ptime_ms * 1'000'000LL);
@@ -109,9 +136,24 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
     // Every programme may hold a frame in each shard queue plus one being built.
     pool_ = std::make_unique<transport::PacketPool>(std::max<std::size_t>(config_.programs.size(), 1) * 160);
 
+    SourceContext context;
+    context.clock = &clock_;
+    context.find_studio = [this](const std::string& name) -> std::optional<StudioLink> {
+        for (auto& st : studios_) {
+            if (st->config.name != name) continue;
+            StudioLink link;
+            link.feed = &st->feed;
+            link.playout.min_delay_ms = st->config.min_delay_ms;
+            link.playout.max_delay_ms = st->config.max_delay_ms;
+            link.playout.fixed_delay_ms = st->config.fixed_delay_ms;
+            return link;
+        }
+        return std::nullopt;
+    };
+
     std::uint32_t group = 0;
     for (const auto& p : config_.programs) {
-        programs_.push_back(std::make_unique<Program>(p, group, config_.engine.cname));
+        programs_.push_back(std::make_unique<Program>(p, group, config_.engine.cname, context));
         std::vector<transport::Destination> dests;
         for (const auto& ep : config_.destinations_of(p)) dests.push_back({ep, 0});
         const auto skipped = fanout_->set_destinations(group, dests);
@@ -120,6 +162,22 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
                  " destination(s) skipped: no socket of their address family (set engine.listen_v6)");
         }
         ++group;
+    }
+
+    // Route a studio's packets only to a source that consumes them.
+    for (auto& st : studios_) {
+        for (const auto& p : programs_) {
+            for (const auto& src : p->sources()) {
+                const auto* ss = dynamic_cast<const StudioSource*>(src.get());
+                if (ss != nullptr && &ss->feed() == &st->feed) st->source = ss;
+            }
+        }
+        if (st->source != nullptr) {
+            io_->router.add(&st->feed);
+        } else {
+            emit("studio '" + st->config.name + "' is not a source of programme '" + st->config.program +
+                 "': its packets are dropped");
+        }
     }
 }
 
@@ -130,6 +188,11 @@ void Engine::emit(const std::string& message) const {
 }
 
 udp::endpoint Engine::local_endpoint() const { return io_->v4.front()->socket.local_endpoint(); }
+
+std::optional<udp::endpoint> Engine::ingest_endpoint() const {
+    if (!io_->ingest) return std::nullopt;
+    return io_->ingest->socket.local_endpoint();
+}
 
 transport::FanoutStats Engine::fanout_stats() const noexcept { return fanout_->stats(); }
 std::size_t Engine::destination_count(const Program& program) const noexcept {
@@ -145,7 +208,9 @@ void Engine::start() {
     // Report clip problems once the decoders have tried to open their files.
     for (const auto& p : programs_) {
         for (const auto& s : p->sources()) {
-            if (auto* clip = dynamic_cast<ClipSource*>(s.get())) {
+            const Source* src = s.get();
+            if (const auto* studio = dynamic_cast<const StudioSource*>(src)) src = studio->fallback();
+            if (const auto* clip = dynamic_cast<const ClipSource*>(src)) {
                 while (!clip->ready()) std::this_thread::yield();
                 if (!clip->error().empty()) {
                     emit("programme '" + p->config().name + "': " + clip->error() + " (the source stays silent)");
@@ -171,6 +236,23 @@ void Engine::start() {
     };
     for (auto& r : io_->v4) (*receive)(*r);
     for (auto& r : io_->v6) (*receive)(*r);
+
+    if (io_->ingest) {
+        auto ingest = std::make_shared<std::function<void()>>();
+        *ingest = [this, ingest] {
+            Receiver& r = *io_->ingest;
+            r.socket.async_receive_from(asio::buffer(r.buf), r.from, [this, ingest, &r](auto ec, std::size_t n) {
+                if (ec == asio::error::operation_aborted) return;
+                if (ec) {
+                    ingest_.receive_errors.fetch_add(1, std::memory_order_relaxed);
+                } else {
+                    handle_ingest(std::span<const std::uint8_t>(r.buf.data(), n), r.from);
+                }
+                if (!stop_.load(std::memory_order_acquire)) (*ingest)();
+            });
+        };
+        (*ingest)();
+    }
 
     io_->sweep_timer.emplace(io_->context);
     auto sweep = std::make_shared<std::function<void()>>();
@@ -223,6 +305,47 @@ void Engine::handle_datagram(std::span<const std::uint8_t> d, const udp::endpoin
             break;
         case ClusterRegistry::Result::UnknownCluster:
             ingress_.rtcp_unknown_cluster.fetch_add(1, std::memory_order_relaxed);
+            break;
+    }
+}
+
+namespace {
+std::uint64_t pack_v4(const udp::endpoint& ep) noexcept {
+    if (!ep.address().is_v4()) return 0;
+    return (static_cast<std::uint64_t>(ep.address().to_v4().to_uint()) << 16) | ep.port();
+}
+
+std::string unpack_v4(std::uint64_t packed) {
+    if (packed == 0) return {};
+    const asio::ip::address_v4 a(static_cast<std::uint32_t>(packed >> 16));
+    return a.to_string() + ":" + std::to_string(packed & 0xFFFF);
+}
+}  // namespace
+
+void Engine::handle_ingest(std::span<const std::uint8_t> d, const udp::endpoint& from) {
+    ingest_.received.fetch_add(1, std::memory_order_relaxed);
+    switch (io_->router.route(d, from, clock_.now_ns())) {
+        case IngestRouter::Result::Accepted:
+            ingest_.accepted.fetch_add(1, std::memory_order_relaxed);
+            // Publish the (possibly new) latched address for stats readers.
+            for (auto& st : studios_) {
+                if (const auto l = st->feed.latched()) st->latched.store(pack_v4(*l), std::memory_order_relaxed);
+            }
+            break;
+        case IngestRouter::Result::Malformed:
+            ingest_.malformed.fetch_add(1, std::memory_order_relaxed);
+            break;
+        case IngestRouter::Result::Rtcp:
+            ingest_.rtcp.fetch_add(1, std::memory_order_relaxed);
+            break;
+        case IngestRouter::Result::UnknownStudio:
+            ingest_.unknown_studio.fetch_add(1, std::memory_order_relaxed);
+            break;
+        case IngestRouter::Result::ForeignAddress:
+            ingest_.foreign_address.fetch_add(1, std::memory_order_relaxed);
+            break;
+        case IngestRouter::Result::QueueFull:
+            ingest_.queue_full.fetch_add(1, std::memory_order_relaxed);
             break;
     }
 }
@@ -362,6 +485,47 @@ std::string Engine::stats_json() const {
     in->set_rtcp_no_cname(ingress_.rtcp_no_cname.load());
     in->set_rtp_unexpected(ingress_.rtp_unexpected.load());
     in->set_receive_errors(ingress_.receive_errors.load());
+
+    auto* ig = s.mutable_ingest();
+    ig->set_received(ingest_.received.load());
+    ig->set_accepted(ingest_.accepted.load());
+    ig->set_malformed(ingest_.malformed.load());
+    ig->set_rtcp(ingest_.rtcp.load());
+    ig->set_unknown_studio(ingest_.unknown_studio.load());
+    ig->set_foreign_address(ingest_.foreign_address.load());
+    ig->set_queue_full(ingest_.queue_full.load());
+    ig->set_receive_errors(ingest_.receive_errors.load());
+
+    for (const auto& st : studios_) {
+        auto* ss = s.add_studios();
+        ss->set_name(st->config.name);
+        ss->set_program(st->config.program);
+        ss->set_latched_address(unpack_v4(st->latched.load(std::memory_order_relaxed)));
+        const auto& fc = st->feed.counters();
+        ss->set_accepted(fc.accepted.load());
+        ss->set_foreign_address(fc.foreign_address.load());
+        ss->set_queue_full(fc.queue_full.load());
+        ss->set_relatched(fc.relatched.load());
+        if (st->source == nullptr) continue;
+        ss->set_live(st->source->live());
+        const auto& ps = st->source->playout_stats();
+        ss->set_received(ps.received.load());
+        ss->set_lost(ps.lost.load());
+        ss->set_recovered_fec(ps.recovered_fec.load());
+        ss->set_concealed(ps.concealed.load());
+        ss->set_late(ps.late.load());
+        ss->set_duplicate(ps.duplicate.load());
+        ss->set_reordered(ps.reordered.load());
+        ss->set_underruns(ps.underruns.load());
+        ss->set_overflows(ps.overflows.load());
+        ss->set_current_delay_ms(ps.current_delay_ms.load());
+        ss->set_target_delay_ms(ps.target_delay_ms.load());
+        ss->set_drift_ppm(ps.drift_ppm.load());
+        ss->set_playing_ssrc(ps.ssrc.load());
+        const auto& sc = st->source->studio_counters();
+        ss->set_fallback_frames(sc.fallback_frames.load());
+        ss->set_went_silent(sc.went_silent.load());
+    }
 
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);

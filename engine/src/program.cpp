@@ -23,7 +23,7 @@ codecs::OpusEncoderConfig encoder_config(const ProgramConfig& c) {
 }
 }  // namespace
 
-Program::Program(const ProgramConfig& config, std::uint32_t group, std::string cname)
+Program::Program(const ProgramConfig& config, std::uint32_t group, std::string cname, const SourceContext& sources)
     : config_(config),
       group_(group),
       cname_(std::move(cname)),
@@ -34,7 +34,7 @@ Program::Program(const ProgramConfig& config, std::uint32_t group, std::string c
       scratch_(frame_samples_),
       opus_(codecs::kMaxOpusPacketBytes) {
     for (const auto& s : config_.sources) {
-        sources_.push_back(make_source(s, frame_samples_));
+        sources_.push_back(make_source(s, frame_samples_, sources));
         gains_.push_back(static_cast<float>(codecs::db_to_gain(s.gain_db)));
     }
     std::random_device rd;

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "loa/codecs/clip_reader.h"
+#include "loa/engine/studio_source.h"
 
 namespace loa::engine {
 
@@ -117,12 +119,24 @@ bool ClipSource::render(std::span<float> out) noexcept {
     return true;
 }
 
-std::unique_ptr<Source> make_source(const SourceConfig& config, std::size_t frame_samples) {
+std::unique_ptr<Source> make_source(const SourceConfig& config, std::size_t frame_samples,
+                                    const SourceContext& context) {
     switch (config.type) {
         case SourceConfig::Type::Tone:
             return std::make_unique<ToneSource>(config.frequency_hz, config.level_db);
         case SourceConfig::Type::Clip:
             return std::make_unique<ClipSource>(config.path, config.loop, frame_samples);
+        case SourceConfig::Type::Studio: {
+            std::optional<StudioLink> link;
+            if (context.find_studio) link = context.find_studio(config.studio);
+            if (!link || link->feed == nullptr || context.clock == nullptr) {
+                throw std::runtime_error("studio source '" + config.studio + "': no such studio feed");
+            }
+            std::unique_ptr<Source> fallback;
+            if (config.fallback) fallback = std::make_unique<ClipSource>(*config.fallback, true, frame_samples);
+            return std::make_unique<StudioSource>(*link->feed, *context.clock, frame_samples, std::move(fallback),
+                                                  link->playout);
+        }
     }
     return nullptr;
 }

@@ -47,6 +47,12 @@ CREATE TABLE events(
   zone_id TEXT,
   message TEXT NOT NULL);
 )sql",
+    // 3: engine facts (whether the config's seed was imported).
+    R"sql(
+CREATE TABLE meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL);
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -309,6 +315,30 @@ std::uint64_t Store::last_event_seq() const {
     // sqlite_sequence keeps the AUTOINCREMENT high-water mark even after pruning.
     auto& s = db_->cached("SELECT seq FROM sqlite_sequence WHERE name = 'events'");
     return s.step() ? static_cast<std::uint64_t>(s.int64(0)) : 0;
+}
+
+std::optional<std::string> Store::meta(const std::string& key) const {
+    auto& s = db_->cached("SELECT value FROM meta WHERE key = ?1");
+    s.bind(1, key);
+    if (!s.step()) return std::nullopt;
+    return s.text(0);
+}
+
+void Store::set_meta(const std::string& key, const std::string& value) {
+    db_->cached("INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .bind(1, key)
+        .bind(2, value)
+        .run();
+}
+
+std::int64_t Store::object_count() const {
+    auto& s = db_->cached("SELECT (SELECT COUNT(*) FROM zones) + (SELECT COUNT(*) FROM clusters)");
+    return s.step() ? s.int64(0) : 0;
+}
+
+void Store::set_max_pages(std::int64_t pages) {
+    auto& s = db_->cached("PRAGMA max_page_count = " + std::to_string(pages));
+    s.run();
 }
 
 std::string Store::integrity_check() const {

@@ -170,3 +170,66 @@ TEST_CASE("engine_without_state_dir_has_no_control_socket", "[integration][contr
     REQUIRE(out.find("listening") != std::string::npos);
     REQUIRE(out.find("control") == std::string::npos);
 }
+
+TEST_CASE("control_seed_is_imported_once_and_the_database_stays_the_truth", "[integration][control]") {
+    test::TempDir dir("loa-ctl-seed");
+    Ctl ctl{(dir / "control.sock").string()};
+    const std::string head = "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n[control]\nsocket = \"control.sock\"\n";
+    const std::string seed =
+        "[[zone]]\nid = \"hn\"\nname = \"Ha Noi\"\nkind = \"province\"\n"
+        "[[zone]]\nid = \"hn.bv\"\nname = \"Ba Vi\"\nkind = \"district\"\nparent = \"hn\"\n"
+        "[[cluster]]\nid = \"c1\"\naddress = \"127.0.0.1:7000\"\nzone = \"hn.bv\"\nname = \"Cum 1\"\n";
+    const auto start = [&](const std::string& toml) {
+        std::ofstream(dir / "engine.toml") << toml;
+        auto p = std::make_unique<test::Process>(
+            std::vector<std::string>{kEngine, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
+        bool ready = false;
+        for (int i = 0; i < 8 && !ready; ++i) {
+            const auto line = p->read_line(20000);
+            REQUIRE(line);
+            ready = line->rfind("control ", 0) == 0;
+        }
+        REQUIRE(ready);
+        return p;
+    };
+    const auto stop = [](std::unique_ptr<test::Process>& p) {
+        p->signal(SIGTERM);
+        REQUIRE(p->wait(20000) == std::optional<int>(0));
+    };
+
+    auto engine = start(head + seed);
+    auto r = ctl.run({"--json", "clusters", "get", "c1"});
+    INFO(r.out);
+    REQUIRE(r.status == 0);
+    REQUIRE(r.out.find("\"zone_id\":\"hn.bv\"") != std::string::npos);
+    REQUIRE(r.out.find("\"name\":\"Cum 1\"") != std::string::npos);
+    r = ctl.run({"--json", "watch", "--count", "1"});
+    REQUIRE(r.out.find("seed imported") != std::string::npos);
+    // The operators take over: the API changes what the seed put in.
+    ctl.ok({"clusters", "remove", "c1"});
+    ctl.ok({"zones", "rename", "hn", "Thu do"});
+    ctl.ok({"clusters", "register", "c9", "--zone", "hn"});
+    stop(engine);
+
+    // A restart with an edited seed does not undo or add anything.
+    const std::string edited = head + seed +
+                               "[[zone]]\nid = \"hcm\"\nname = \"Sai Gon\"\nkind = \"province\"\n"
+                               "[[cluster]]\nid = \"c2\"\naddress = \"127.0.0.1:7002\"\nzone = \"hcm\"\n";
+    engine = start(edited);
+    REQUIRE(ctl.run({"clusters", "get", "c1"}).status == 5);
+    REQUIRE(ctl.run({"clusters", "get", "c2"}).status == 5);
+    REQUIRE(ctl.run({"clusters", "get", "c9"}).status == 0);
+    r = ctl.run({"zones", "list"});
+    REQUIRE(r.out.find("Thu do") != std::string::npos);
+    REQUIRE(r.out.find("Ha Noi") == std::string::npos);
+    REQUIRE(r.out.find("hcm") == std::string::npos);
+    stop(engine);
+
+    // A bad seed is a configuration error (exit 78) naming the key.
+    std::ofstream(dir / "engine.toml") << head << "[[zone]]\nid = \"x\"\nkind = \"commune\"\n";
+    test::Process bad({kEngine, "--config", (dir / "engine.toml").string()}, (dir / "bad.log").string());
+    REQUIRE(bad.wait(20000) == std::optional<int>(78));
+    std::ifstream log(dir / "bad.log");
+    const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    REQUIRE(text.find("zone[0].parent") != std::string::npos);
+}

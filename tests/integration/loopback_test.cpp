@@ -119,7 +119,10 @@ TEST_CASE("engine_plays_tone_to_50_speakers", "[integration]") {
         const auto check = test::check_tone(test::read_wav(dir / (id + ".wav")));
         CHECK(check.audible_samples >= 4 * 48000);
         CHECK(check.fit.frequency_hz == Approx(1000).margin(2));
-        CHECK(check.fit.snr_db >= 20);
+        // Judged in 100 ms windows: the adaptive playout may stretch by whole
+        // pitch periods while it settles, which a single 4 s sine fit would
+        // count as noise although nothing audible happened.
+        CHECK(test::tone_window_share(test::read_wav(dir / (id + ".wav")), 1000.0, 20.0) >= 0.97);
     }
 }
 

@@ -178,6 +178,7 @@ JitterPush JitterBuffer::push(const RtpView& packet, std::int64_t now_ns) noexce
         ++stats_.duplicate;
         return JitterPush::Duplicate;
     }
+    const bool reordered = any_stored_ && ext < highest_;
 
     if (any_stored_ && ext > highest_ + cap) {
         // Sequence jump beyond the whole window: resynchronise on this packet.
@@ -205,6 +206,7 @@ JitterPush JitterBuffer::push(const RtpView& packet, std::int64_t now_ns) noexce
     }
 
     store(packet, ext);
+    if (reordered) ++stats_.reordered;
     if (state_ == State::Buffering && !fill_started_) {
         fill_start_ns_ = now_ns;
         fill_started_ = true;
@@ -224,7 +226,7 @@ bool JitterBuffer::ready_to_play(std::int64_t now_ns) const noexcept {
 JitterPop JitterBuffer::pop(std::int64_t now_ns, JitterPacket& out) noexcept {
     if (state_ == State::Idle) return JitterPop::Buffering;
     if (state_ == State::Buffering) {
-        if (!ready_to_play(now_ns)) return JitterPop::Buffering;
+        if (!config_.owner_paced && !ready_to_play(now_ns)) return JitterPop::Buffering;
         std::int64_t p = play_pos_;
         while (p <= highest_ && !holds(p)) ++p;
         if (p > highest_) return JitterPop::Buffering;
@@ -247,6 +249,7 @@ JitterPop JitterBuffer::pop(std::int64_t now_ns, JitterPacket& out) noexcept {
         ++stats_.lost;
         return JitterPop::Missing;
     }
+    if (config_.owner_paced) return JitterPop::Empty;  // the owner decides what a dry buffer means
     ++stats_.underruns;
     state_ = State::Buffering;
     fill_started_ = false;
@@ -261,6 +264,11 @@ std::optional<JitterPacket> JitterBuffer::peek_next() const noexcept {
 std::size_t JitterBuffer::buffered_packets() const noexcept {
     if (!has_stream_ || !any_stored_ || highest_ < play_pos_) return 0;
     return static_cast<std::size_t>(highest_ - play_pos_ + 1);
+}
+
+std::optional<JitterPacket> JitterBuffer::newest() const noexcept {
+    if (!has_stream_ || !any_stored_ || !holds(highest_)) return std::nullopt;
+    return slot_of(highest_).view();
 }
 
 int JitterBuffer::buffered_ms() const noexcept {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -23,6 +25,7 @@
 #include "loa-speaker/speaker.h"
 #include "loa-speaker/speaker_config.h"
 #include "loa-speaker/speaker_pipeline.h"
+#include "loa/codecs/audio_format.h"
 #include "loa/codecs/dsp.h"
 #include "loa/codecs/opus_encoder.h"
 #include "loa/codecs/tone_analysis.h"
@@ -162,22 +165,29 @@ TEST_CASE("pipeline_conceals_without_next_packet_and_silences_long_gaps", "[spea
         now += 20 * kMs;
     }
     CHECK(codecs::rms(frame) > 0.2);
-    // 40 packets (800 ms) lost, then the stream goes on: the hole is
-    // concealed for at most 200 ms, then silent.
-    for (int i = 0; i < 40; ++i) (void)stream.next();
-    (void)p.on_datagram(bytes(stream.next()), kEngine, now);
+    // 40 packets (800 ms) lost on the way while the speaker plays on, then
+    // the stream goes on: the hole is concealed for about 200 ms (plus a
+    // 20 ms fade), then silent, and the stream plays again when it is back.
     std::vector<double> levels;
-    for (int i = 0; i < 41; ++i) {
+    for (int i = 0; i < 40; ++i) {
+        (void)stream.next();
+        p.render(frame, now);
+        levels.push_back(codecs::rms(frame));
+        now += 20 * kMs;
+    }
+    for (int i = 0; i < 10; ++i) {
+        (void)p.on_datagram(bytes(stream.next()), kEngine, now);
         p.render(frame, now);
         levels.push_back(codecs::rms(frame));
         now += 20 * kMs;
     }
     const auto c = p.counters().snapshot();
     CHECK(c.lost == 40);
-    CHECK(c.concealed + c.fec_recovered <= 10);  // 200 ms of 20 ms frames
+    CHECK(c.concealed + c.fec_recovered <= 12);  // 200 ms + the fade, in 20 ms frames
     CHECK(c.concealed + c.fec_recovered >= 9);
+    CHECK(levels[1] > 0.1);                      // early in the gap: concealment sounds
     CHECK(levels[30] == 0.0);                    // deep in the gap: silence
-    CHECK(levels[40] > 0.05);                    // the packet after the gap plays
+    CHECK(levels[45] > 0.2);                     // the stream after the gap plays
 }
 
 TEST_CASE("pipeline_counts_foreign_and_malformed", "[speaker]") {
@@ -353,10 +363,12 @@ TEST_CASE("speaker_plays_engine_stream_and_reports_ssrc_change", "[speaker][loop
     REQUIRE(st.has_value());
     CHECK(cname == "vn-hn-cluster-0001");
 
-    // 1.5 s of tone sent as one burst (the jitter buffer holds it and plays it
-    // out in real time), plus a foreign copy and malformed datagrams.
+    // 1.5 s of tone sent in real time (as the engine does: one packet per
+    // 20 ms on absolute deadlines), plus a foreign copy and malformed datagrams.
     ToneStream a(0xAAAA0001, 65500);
+    const auto send_start = std::chrono::steady_clock::now();
     for (int i = 0; i < 75; ++i) {
+        std::this_thread::sleep_until(send_start + std::chrono::milliseconds(20 * i));
         const auto pkt = a.next();
         h.engine.send_to(boost::asio::buffer(pkt), to);
         if (i == 3) h.stranger.send_to(boost::asio::buffer(pkt), to);
@@ -401,4 +413,107 @@ TEST_CASE("speaker_plays_engine_stream_and_reports_ssrc_change", "[speaker][loop
     CHECK(c.ssrc_changes == 2);
     CHECK(c.rtcp_sent >= 3);
     CHECK(c.lost == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Clock drift: the engine's media clock and the speaker's sound card differ.
+
+namespace {
+
+// 10 simulated minutes of a sender whose clock runs `ppm` fast (negative:
+// slow) against the speaker's consumer clock, which renders one 20 ms block
+// every 20 ms of its own time. Returns the counters at the end and the last
+// second of audio.
+struct DriftRun {
+    speaker::CountersSnapshot counters;
+    std::vector<float> last_second;
+    int rejected = 0;  // packets the pipeline did not take as media
+};
+
+// RTP packets of a steady 1 kHz tone: 20 ms holds exactly 20 periods, so a
+// cycle of encoded payloads repeats seamlessly; headers are made per packet.
+class ToneCycle {
+public:
+    explicit ToneCycle(std::uint32_t ssrc) : ssrc_(ssrc) {
+        ToneStream warm(ssrc, 0);
+        for (int i = 0; i < 10; ++i) (void)warm.next();  // past the encoder's start-up
+        for (int i = 0; i < 50; ++i) {
+            auto pkt = warm.next();
+            payloads_.emplace_back(pkt.begin() + 12, pkt.end());
+        }
+    }
+
+    std::span<const std::uint8_t> next() {
+        const auto& payload = payloads_[index_ % payloads_.size()];
+        transport::RtpHeaderFields h;
+        h.payload_type = 111;
+        h.sequence = static_cast<std::uint16_t>(index_);
+        h.timestamp = static_cast<std::uint32_t>(index_ * kFrame);
+        h.ssrc = ssrc_;
+        std::size_t n = 0;
+        (void)transport::write_rtp(buf_, h, {}, payload, n);
+        ++index_;
+        return {buf_.data(), n};
+    }
+
+private:
+    std::uint32_t ssrc_;
+    std::vector<std::vector<std::uint8_t>> payloads_;
+    std::array<std::uint8_t, transport::kMaxRtpPacket> buf_{};
+    std::uint64_t index_ = 0;
+};
+
+DriftRun run_drift(double ppm) {
+    auto cfg = pipeline_config();
+    cfg.jitter_ms = 0;  // adaptive
+    speaker::SpeakerPipeline p(cfg, 0);
+    ToneCycle stream(0xD1F7);
+    // A sender `ppm` fast sends a packet every 20 ms / (1 + ppm e-6) of true time.
+    const double send_period_ns = 20e6 / (1.0 + ppm * 1e-6);
+    constexpr std::int64_t kRenderPeriod = 20 * kMs;
+    constexpr std::int64_t kDuration = 600'000 * kMs;  // 10 minutes
+    std::int64_t sends = 0;
+    std::int64_t render_at = 5 * kMs;  // the card starts a little after the first packet
+    std::array<float, kFrame> frame{};
+    DriftRun run;
+    run.last_second.reserve(48000);
+    while (render_at < kDuration) {
+        // Deliver every packet sent before this render (1 ms network transit).
+        for (;;) {
+            const auto at = static_cast<std::int64_t>(static_cast<double>(sends) * send_period_ns) + 1 * kMs;
+            if (at > render_at) break;
+            if (p.on_datagram(stream.next(), kEngine, at) != speaker::DatagramKind::Media) ++run.rejected;
+            ++sends;
+        }
+        p.render(frame, render_at);
+        if (render_at >= kDuration - 1000 * kMs) run.last_second.insert(run.last_second.end(), frame.begin(), frame.end());
+        render_at += kRenderPeriod;
+    }
+    run.counters = p.counters().snapshot();
+    return run;
+}
+
+}  // namespace
+
+TEST_CASE("speaker_drift_200ppm", "[speaker][drift]") {
+    for (const double ppm : {200.0, -200.0}) {
+        INFO("sender clock " << ppm << " ppm against the speaker's");
+        const auto run = run_drift(ppm);
+        const auto& c = run.counters;
+        CHECK(run.rejected == 0);
+        INFO("buffer " << c.buffer_delay_ms << " ms, target " << c.target_delay_ms << " ms, drift " << c.drift_ppm
+                       << " ppm, concealed " << c.concealed << ", late " << c.late);
+        CHECK(c.underruns == 0);
+        CHECK(c.overflow == 0);
+        CHECK(c.lost == 0);
+        CHECK(c.late == 0);
+        CHECK(c.target_delay_ms > 0);
+        CHECK(std::abs(c.buffer_delay_ms - c.target_delay_ms) <= 5);
+        // The resampler carries the correction (about the sender's drift).
+        CHECK(std::abs(c.drift_ppm) >= 100);
+        CHECK(std::abs(c.drift_ppm) <= 400);
+        const auto fit = codecs::fit_tone(run.last_second);
+        CHECK(fit.frequency_hz == Approx(1000.0).margin(2.0));
+        CHECK(fit.snr_db > 20.0);
+    }
 }

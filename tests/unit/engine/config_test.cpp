@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <optional>
 #include <string>
 
 #include "loa/engine/config.h"
@@ -99,7 +101,7 @@ TEST_CASE("config_errors_name_file_and_key", "[config]") {
     CHECK(error_of("[[program]]\nname = \"p\"\n").find("program[0].source: a programme needs at least one") !=
           std::string::npos);
     CHECK(error_of("[[program]]\nname = \"p\"\n[[program.source]]\ntype = \"radio\"\n")
-              .find("program[0].source[0].type: must be \"tone\" or \"clip\"") != std::string::npos);
+              .find("program[0].source[0].type: must be \"tone\", \"clip\" or \"studio\"") != std::string::npos);
     CHECK(error_of("[[program]]\nname = \"p\"\n[[program.source]]\ntype = \"clip\"\n")
               .find("program[0].source[0].path: is required") != std::string::npos);
     CHECK(error_of(with_program("") + with_program("")).find("duplicate programme name") != std::string::npos);
@@ -123,4 +125,143 @@ TEST_CASE("ssrc_from_name_is_stable_and_distinct", "[config]") {
     CHECK(loa::engine::ssrc_for_name("a") == loa::engine::ssrc_for_name("a"));
     CHECK(loa::engine::ssrc_for_name("a") != loa::engine::ssrc_for_name("b"));
     CHECK(loa::engine::ssrc_for_name("") != 0u);
+}
+
+// ---------------------------------------------------------------------------
+// Live studios: [[studio]] and programme sources of type "studio".
+
+namespace {
+const char* kStudios = R"(
+[engine]
+ingest_listen = "127.0.0.1:6006"
+
+[[studio]]
+name = "district-7"
+ssrc = 305419896
+program = "live"
+min_delay_ms = 20
+max_delay_ms = 300
+
+[[studio]]
+name = "van-hoa"
+source_address = "192.0.2.10"
+program = "jingles"
+delay_ms = 80
+
+[[program]]
+name = "live"
+  [[program.source]]
+  type = "studio"
+  studio = "district-7"
+  fallback = "clips/hold.flac"
+  [[program.source]]
+  type = "tone"
+  gain_db = -20
+
+[[program]]
+name = "jingles"
+  [[program.source]]
+  type = "studio"
+  studio = "van-hoa"
+)";
+
+// A config with one studio and one programme using it; `studio_extra` and
+// `source_extra` are appended to the [[studio]] and the studio source.
+std::string studio_config(const std::string& studio_extra, const std::string& source_extra = "",
+                          const std::string& allowed = "live") {
+    return "[[studio]]\nname = \"s\"\nprogram = \"" + allowed + "\"\n" + studio_extra +
+           "\n[[program]]\nname = \"live\"\n  [[program.source]]\n  type = \"studio\"\n  studio = \"s\"\n" +
+           source_extra + "\n";
+}
+}  // namespace
+
+TEST_CASE("config_parses_studios", "[config][studio]") {
+    const auto cfg = parse_config(kStudios, "test.toml", "/etc/loa");
+    CHECK(cfg.engine.ingest_listen.address().to_string() == "127.0.0.1");
+    CHECK(cfg.engine.ingest_listen.port() == 6006);
+    REQUIRE(cfg.studios.size() == 2);
+    const auto* a = cfg.find_studio("district-7");
+    REQUIRE(a != nullptr);
+    CHECK(a->ssrc == std::optional<std::uint32_t>(305419896u));
+    CHECK_FALSE(a->source_address.has_value());
+    CHECK(a->program == "live");
+    CHECK(a->min_delay_ms == 20);
+    CHECK(a->max_delay_ms == 300);
+    CHECK_FALSE(a->fixed_delay_ms.has_value());
+    const auto* b = cfg.find_studio("van-hoa");
+    REQUIRE(b != nullptr);
+    CHECK_FALSE(b->ssrc.has_value());
+    CHECK(b->source_address->to_string() == "192.0.2.10");
+    CHECK(b->fixed_delay_ms == std::optional<int>(80));
+    CHECK(cfg.find_studio("nobody") == nullptr);
+
+    const auto* live = cfg.find_program("live");
+    REQUIRE(live != nullptr);
+    REQUIRE(live->sources.size() == 2);
+    CHECK(live->sources[0].type == loa::engine::SourceConfig::Type::Studio);
+    CHECK(live->sources[0].studio == "district-7");
+    CHECK(live->sources[0].fallback == std::optional<std::filesystem::path>("/etc/loa/clips/hold.flac"));
+    const auto* jingles = cfg.find_program("jingles");
+    REQUIRE(jingles != nullptr);
+    CHECK_FALSE(jingles->sources[0].fallback.has_value());  // silence
+}
+
+TEST_CASE("config_studio_defaults", "[config][studio]") {
+    const auto cfg = parse_config(studio_config("ssrc = 7", "  fallback = \"silence\""), "test.toml", "/etc/loa");
+    CHECK(cfg.engine.ingest_listen.address().to_string() == "0.0.0.0");
+    CHECK(cfg.engine.ingest_listen.port() == 5006);
+    REQUIRE(cfg.studios.size() == 1);
+    CHECK(cfg.studios[0].min_delay_ms == 0);
+    CHECK(cfg.studios[0].max_delay_ms == 500);
+    CHECK_FALSE(cfg.programs[0].sources[0].fallback.has_value());
+    // No studio at all: still the default ingest address, no studios.
+    const auto plain = parse_config(with_program(""), "test.toml", "/etc/loa");
+    CHECK(plain.studios.empty());
+}
+
+TEST_CASE("config_studio_errors_name_the_key", "[config][studio]") {
+    CHECK(error_of(studio_config("")).find("studio[0].ssrc: a studio needs an ssrc, a source_address or both") !=
+          std::string::npos);
+    CHECK(error_of(studio_config("ssrc = -1")).find("studio[0].ssrc: must be between") != std::string::npos);
+    CHECK(error_of(studio_config("source_address = \"studio.example\"")).find("studio[0].source_address") !=
+          std::string::npos);
+    CHECK(error_of(studio_config("source_address = \"10.0.0.1:5000\"")).find("studio[0].source_address") !=
+          std::string::npos);
+    CHECK(error_of(studio_config("source_address = \"::1\"")).find("must be an IPv4 address") != std::string::npos);
+    CHECK(error_of(studio_config("ssrc = 1\nmin_delay_ms = 400\nmax_delay_ms = 100"))
+              .find("studio[0].min_delay_ms: must not exceed max_delay_ms") != std::string::npos);
+    CHECK(error_of(studio_config("ssrc = 1\ndelay_ms = 900")).find("studio[0].delay_ms") != std::string::npos);
+    CHECK(error_of(studio_config("ssrc = 1\nlatency = 3")).find("studio[0].latency: is not a known setting") !=
+          std::string::npos);
+    // The studio may only feed the programme it allows.
+    CHECK(error_of(studio_config("ssrc = 1", "", "other"))
+              .find("program[0].source[0].studio: studio \"s\" may only feed programme \"other\"") !=
+          std::string::npos);
+    // ... and that programme must exist.
+    CHECK(error_of("[[studio]]\nname = \"s\"\nssrc = 1\nprogram = \"ghost\"\n" + with_program(""))
+              .find("studio[0].program: names unknown programme \"ghost\"") != std::string::npos);
+    CHECK(error_of(with_program("").substr(0, with_program("").find("type")) + "type = \"studio\"\nstudio = \"x\"\n")
+              .find("program[0].source[0].studio: names unknown studio \"x\"") != std::string::npos);
+    CHECK(error_of(studio_config("ssrc = 1", "  fallback = \"\"")).find("program[0].source[0].fallback") !=
+          std::string::npos);
+    CHECK(error_of(studio_config("ssrc = 1", "  path = \"a.wav\"")).find("program[0].source[0].path: is not a known") !=
+          std::string::npos);
+    // One studio twice in one programme would split its feed.
+    CHECK(error_of(studio_config("ssrc = 1", "  [[program.source]]\n  type = \"studio\"\n  studio = \"s\"\n"))
+              .find("program[0].source[1].studio: studio \"s\" is already a source") != std::string::npos);
+    // Studios that cannot be told apart.
+    const std::string two = "[[studio]]\nname = \"a\"\nssrc = 5\nprogram = \"live\"\n";
+    CHECK(error_of(two + studio_config("ssrc = 5")).find("studio[1].ssrc: studios \"a\" and \"s\" cannot be told apart") !=
+          std::string::npos);
+    CHECK(error_of(two + "[[studio]]\nname = \"a\"\nssrc = 6\nprogram = \"live\"\n" + with_program(""))
+              .find("studio[1].name: duplicate studio name \"a\"") != std::string::npos);
+    // Same SSRC from two distinct hosts is fine.
+    CHECK_NOTHROW(parse_config(
+        "[[studio]]\nname = \"a\"\nssrc = 5\nsource_address = \"192.0.2.1\"\nprogram = \"live\"\n" +
+            studio_config("ssrc = 5\nsource_address = \"192.0.2.2\""),
+        "test.toml", "/etc/loa"));
+    CHECK(error_of("[engine]\ningest_listen = \"[::1]:5006\"\n").find("engine.ingest_listen: must be an IPv4") !=
+          std::string::npos);
+    CHECK(error_of("[engine]\ningest_listen = \"here\"\n").find("engine.ingest_listen: is not an address") !=
+          std::string::npos);
 }

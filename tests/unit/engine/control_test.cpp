@@ -1,6 +1,6 @@
 // Control service: framing, dispatch, status mapping, authorisation matrix,
-// and the socket server (in-flight requests, bad frames, stalled clients,
-// event streams).
+// the socket server (in-flight requests, bad frames, stalled clients, event
+// streams), the TCP listener's token rule, the config seed, and a full disk.
 #include <catch2/catch.hpp>
 
 #include <sys/socket.h>
@@ -8,10 +8,13 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/delimited_message_util.h>
 
+#include <map>
 #include <sstream>
 
 #include "loa/engine/clock.h"
+#include "loa/engine/config.h"
 #include "loa/engine/control_client.h"
+#include "loa/engine/control_seed.h"
 #include "loa/engine/control_server.h"
 #include "loa/engine/control_service.h"
 #include "loa/engine/store.h"
@@ -596,4 +599,383 @@ TEST_CASE("watch_streams_events_and_resumes_by_seq", "[control][server]") {
     REQUIRE(r);
     REQUIRE(ev.ParseFromString(r->payload()));
     REQUIRE(ev.seq() == 3);
+}
+
+// ---- TCP listener ----------------------------------------------------------
+
+namespace {
+struct TcpServerFixture : Fixture {
+    explicit TcpServerFixture(const std::string& listen = "127.0.0.1:0") {
+        ControlServerOptions o;
+        o.socket_path = dir / "control.sock";
+        o.tcp_listen = listen;
+        o.max_frame_bytes = 64 * 1024;
+        server = std::make_unique<ControlServer>(service, o);
+        server->start();
+    }
+    ~TcpServerFixture() { server->stop(); }
+    TcpAddress tcp() const { return TcpAddress{server->tcp_endpoint()}; }
+    std::unique_ptr<ControlServer> server;
+};
+}  // namespace
+
+TEST_CASE("control_tcp_token_less_request_is_unauthenticated_before_dispatch", "[control][tcp]") {
+    Fixture f;
+    const PeerInfo tcp_peer{false, false, 0xFFFFFFFFu};
+    // Even uid 0 does not make a TCP peer the local admin.
+    const PeerInfo tcp_root{false, true, 0};
+    for (const auto& peer : {tcp_peer, tcp_root}) {
+        const auto r = f.call("GetStatus", pb::GetStatusRequest(), "", peer);
+        REQUIRE(r.code() == pb::UNAUTHENTICATED);
+        REQUIRE(r.message().find("TCP") != std::string::npos);
+        // Nothing about the API leaks before authentication.
+        REQUIRE(f.call("LaunchRockets", pb::GetStatusRequest(), "", peer).code() == pb::UNAUTHENTICATED);
+        pb::Envelope env;
+        env.set_method("CreateZone");
+        env.set_deadline_unix_ms(1);
+        REQUIRE(f.service.handle(env, peer).response.code() == pb::UNAUTHENTICATED);
+        env.set_method("WatchEvents");
+        env.set_deadline_unix_ms(0);
+        const auto w = f.service.handle(env, peer);
+        REQUIRE(w.response.code() == pb::UNAUTHENTICATED);
+        REQUIRE_FALSE(w.watch);
+    }
+    // A valid token works on TCP with its own scope.
+    const auto tok = f.make_operator("adm", pb::ADMIN, "", pb::EMERGENCY);
+    pb::CreateZoneRequest z;
+    z.set_id("hn");
+    z.set_name("Ha Noi");
+    z.set_kind(pb::PROVINCE_ZONE);
+    REQUIRE(f.call("CreateZone", z, tok, tcp_peer).code() == pb::OK);
+    REQUIRE(f.call("GetStatus", pb::GetStatusRequest(), "loa1_00", tcp_peer).code() == pb::UNAUTHENTICATED);
+}
+
+TEST_CASE("control_tcp_listener_needs_a_token_on_every_request", "[control][tcp]") {
+    TcpServerFixture f;
+    REQUIRE(f.server->tcp_endpoint().rfind("127.0.0.1:", 0) == 0);
+    REQUIRE(f.server->tcp_endpoint() != "127.0.0.1:0");
+    const auto admin_tok = f.make_operator("adm", pb::ADMIN, "", pb::EMERGENCY);
+    const auto viewer_tok = f.make_operator("view", pb::VIEWER, "", pb::BACKGROUND);
+
+    ControlClient c(f.tcp());
+    // Token-less, though the test runs as root or the same uid as the server.
+    auto r = c.call("GetStatus", pb::GetStatusRequest());
+    REQUIRE(r.code() == pb::UNAUTHENTICATED);
+    pb::CreateZoneRequest z;
+    z.set_id("hn");
+    z.set_name("Ha Noi");
+    z.set_kind(pb::PROVINCE_ZONE);
+    REQUIRE(c.call("CreateZone", z).code() == pb::UNAUTHENTICATED);
+    REQUIRE_FALSE(f.store.zone("hn"));
+    // The connection stays usable; each request is judged by its own token.
+    c.set_token(viewer_tok);
+    REQUIRE(c.call("GetStatus", pb::GetStatusRequest()).code() == pb::OK);
+    REQUIRE(c.call("CreateZone", z).code() == pb::PERMISSION_DENIED);
+    c.set_token(admin_tok);
+    r = c.call("CreateZone", z);
+    REQUIRE(r.code() == pb::OK);
+    REQUIRE(f.store.zone("hn"));
+    c.set_token({});
+    REQUIRE(c.call("ListZones", pb::ListZonesRequest()).code() == pb::UNAUTHENTICATED);
+    // Several in flight, mixed tokens, answered by id.
+    pb::Envelope e1;
+    e1.set_request_id(101);
+    e1.set_method("ListZones");
+    e1.set_token(viewer_tok);
+    pb::Envelope e2 = e1;
+    e2.set_request_id(102);
+    e2.clear_token();
+    c.send_envelope(e1);
+    c.send_envelope(e2);
+    std::map<std::uint64_t, pb::StatusCode> got;
+    for (int i = 0; i < 2; ++i) {
+        auto resp = c.read();
+        REQUIRE(resp);
+        got[resp->request_id()] = resp->code();
+    }
+    REQUIRE(got[101] == pb::OK);
+    REQUIRE(got[102] == pb::UNAUTHENTICATED);
+
+    // The Unix socket of the same server keeps its peer-uid shortcut.
+    ControlClient u(f.dir / "control.sock");
+    REQUIRE(u.call("GetStatus", pb::GetStatusRequest()).code() == pb::OK);
+}
+
+TEST_CASE("control_tcp_watch_streams_events_with_a_token", "[control][tcp]") {
+    TcpServerFixture f;
+    const auto tok = f.make_operator("view", pb::VIEWER, "", pb::BACKGROUND);  // seq 1
+    ControlClient w(f.tcp());
+    w.set_token(tok);
+    w.send("WatchEvents", pb::WatchEventsRequest());
+    auto r = w.read();
+    REQUIRE(r);
+    REQUIRE(r->code() == pb::OK);
+    REQUIRE(r->more());
+    pb::Event ev;
+    REQUIRE(ev.ParseFromString(r->payload()));
+    REQUIRE(ev.seq() == 1);
+    f.server->post_engine_message("cluster 'c9' offline: no report");
+    r = w.read();
+    REQUIRE(r);
+    REQUIRE(ev.ParseFromString(r->payload()));
+    REQUIRE(ev.kind() == pb::CLUSTER_OFFLINE);
+}
+
+TEST_CASE("control_tcp_bad_frames_are_refused_then_closed", "[control][tcp]") {
+    TcpServerFixture f;
+    {
+        ControlClient c(f.tcp());
+        const std::uint8_t junk[] = {0x04, 0xFF, 0xFF, 0xFF, 0xFF};
+        c.send_raw(junk);
+        auto r = c.read();
+        REQUIRE(r);
+        REQUIRE(r->code() == pb::INVALID_ARGUMENT);
+        REQUIRE_FALSE(c.read(10000));
+        REQUIRE(c.closed());
+    }
+    {
+        ControlClient c(f.tcp());
+        pb::Envelope env;
+        env.set_method("GetStatus");
+        env.set_payload(std::string(100 * 1024, 'x'));
+        c.send_envelope(env);
+        auto r = c.read();
+        REQUIRE(r);
+        REQUIRE(r->code() == pb::RESOURCE_EXHAUSTED);
+        REQUIRE_FALSE(c.read(10000));
+        REQUIRE(c.closed());
+    }
+}
+
+TEST_CASE("control_tcp_listen_bare_port_binds_loopback", "[control][tcp]") {
+    TcpServerFixture f("0");
+    REQUIRE(f.server->tcp_endpoint().rfind("127.0.0.1:", 0) == 0);
+    ControlClient c(TcpAddress{"localhost:" + f.server->tcp_endpoint().substr(10)});
+    REQUIRE(c.call("GetStatus", pb::GetStatusRequest()).code() == pb::UNAUTHENTICATED);
+}
+
+TEST_CASE("control_tcp_listen_errors_are_clear", "[control][tcp]") {
+    Fixture f;
+    ControlServerOptions o;
+    o.socket_path = f.dir / "control.sock";
+    o.tcp_listen = "127.0.0.1:notaport";
+    try {
+        ControlServer s(f.service, o);
+        FAIL("a bad tcp_listen was accepted");
+    } catch (const std::runtime_error& e) {
+        REQUIRE(std::string(e.what()).find("127.0.0.1:notaport") != std::string::npos);
+    }
+    REQUIRE_FALSE(std::filesystem::exists(o.socket_path));
+    // A port already taken.
+    TcpServerFixture first;
+    o.tcp_listen = first.server->tcp_endpoint();
+    REQUIRE_THROWS_AS(ControlServer(f.service, o), std::runtime_error);
+    REQUIRE_THROWS_AS(ControlClient(TcpAddress{"no-port"}), ControlError);
+}
+
+TEST_CASE("control_tcp_listen_in_config", "[control][tcp][config]") {
+    const std::string base = "[engine]\nstate_dir = \"s\"\n[control]\n";
+    auto cfg = parse_config(base, "t.toml", "/tmp");
+    REQUIRE_FALSE(cfg.control.tcp_listen);
+    cfg = parse_config(base + "tcp_listen = \"127.0.0.1:7700\"\n", "t.toml", "/tmp");
+    REQUIRE(cfg.control.tcp_listen == std::optional<std::string>("127.0.0.1:7700"));
+    try {
+        parse_config(base + "tcp_listen = \"localhost:x\"\n", "t.toml", "/tmp");
+        FAIL("accepted");
+    } catch (const ConfigError& e) {
+        REQUIRE(e.key() == "control.tcp_listen");
+    }
+}
+
+// ---- config seed -----------------------------------------------------------
+
+namespace {
+const std::string kSeedToml = R"toml(
+[engine]
+state_dir = "state"
+
+[[zone]]
+id = "hn"
+name = "Ha Noi"
+kind = "province"
+
+[[zone]]
+id = "hn.bv"
+name = "Ba Vi"
+kind = "district"
+parent = "hn"
+
+[[cluster]]
+id = "c1"
+address = "127.0.0.1:7000"
+zone = "hn.bv"
+name = "Cluster one"
+
+[[cluster]]
+id = "config-only"
+address = "127.0.0.1:7001"
+)toml";
+
+EngineConfig seed_config(const std::string& extra = {}) { return parse_config(kSeedToml + extra, "seed.toml", "/tmp"); }
+}  // namespace
+
+TEST_CASE("control_seed_is_parsed_from_zone_and_cluster_tables", "[control][seed][config]") {
+    const auto cfg = seed_config();
+    REQUIRE(cfg.zones.size() == 2);
+    REQUIRE(cfg.zones[1].parent == "hn");
+    REQUIRE(cfg.cluster_seeds.size() == 1);
+    REQUIRE(cfg.cluster_seeds[0].zone == "hn.bv");
+    std::vector<ZoneRow> zones;
+    std::vector<ClusterRow> clusters;
+    seed_rows(cfg, zones, clusters);
+    REQUIRE(zones.size() == 2);
+    REQUIRE(zones[1].kind == ZoneKind::District);
+    REQUIRE(clusters.size() == 1);  // only clusters that name a zone are seeded
+    REQUIRE(clusters[0].address == "127.0.0.1:7000");
+    REQUIRE(clusters[0].name == "Cluster one");
+
+    const auto key_of = [](const std::string& toml) {
+        try {
+            parse_config(toml, "seed.toml", "/tmp");
+        } catch (const ConfigError& e) {
+            return e.key();
+        }
+        return std::string("accepted");
+    };
+    REQUIRE(key_of("[[zone]]\nid = \"a\"\nkind = \"district\"\n") == "zone[0].parent");
+    REQUIRE(key_of("[[zone]]\nid = \"a\"\nkind = \"province\"\n[[zone]]\nid = \"b\"\nkind = \"commune\"\nparent = \"a\"\n") ==
+            "zone[1].parent");  // a commune sits below a district
+    REQUIRE(key_of("[[zone]]\nid = \"b\"\nkind = \"district\"\nparent = \"a\"\n[[zone]]\nid = \"a\"\nkind = \"province\"\n") ==
+            "zone[0].parent");  // parents first
+    REQUIRE(key_of("[[zone]]\nid = \"A B\"\nkind = \"province\"\n") == "zone[0].id");
+    REQUIRE(key_of("[[zone]]\nid = \"a\"\nkind = \"hamlet\"\n") == "zone[0].kind");
+    REQUIRE(key_of("[[zone]]\nid = \"a\"\nkind = \"province\"\n[[zone]]\nid = \"a\"\nkind = \"province\"\n") == "zone[1].id");
+    REQUIRE(key_of("[[cluster]]\nid = \"c\"\naddress = \"127.0.0.1:1\"\nzone = \"nowhere\"\n") == "cluster[0].zone");
+    REQUIRE(key_of("[[zone]]\nid = \"a\"\nkind = \"province\"\ncolour = \"red\"\n") == "zone[0].colour");
+}
+
+TEST_CASE("control_seed_is_imported_once_into_an_empty_database", "[control][seed]") {
+    Fixture f;
+    auto r = import_seed(f.store, seed_config(), f.clock);
+    REQUIRE(r.imported);
+    REQUIRE(r.zones == 2);
+    REQUIRE(r.clusters == 1);
+    REQUIRE(f.store.zone("hn.bv")->name == "Ba Vi");
+    REQUIRE(f.store.cluster("c1")->zone_id == "hn.bv");
+    REQUIRE_FALSE(f.store.cluster("config-only"));
+    const auto events = f.store.events_after(0, 10);
+    REQUIRE(events.size() == 1);
+    REQUIRE(events[0].kind == pb::CONFIG_CHANGED);
+    REQUIRE(events[0].subject == "seed");
+
+    // Operators change things through the API ...
+    pb::RemoveClusterRequest rm;
+    rm.set_id("c1");
+    f.admin<pb::RemoveClusterResponse>("RemoveCluster", rm);
+    pb::RenameZoneRequest rn;
+    rn.set_id("hn");
+    rn.set_name("Thu do");
+    f.admin("RenameZone", rn);
+    const auto before = f.snapshot();
+    // ... and a restart with an edited seed changes nothing.
+    const auto edited = seed_config(
+        "[[zone]]\nid = \"hcm\"\nkind = \"province\"\n[[cluster]]\nid = \"c2\"\naddress = \"127.0.0.1:7002\"\nzone = \"hcm\"\n");
+    r = import_seed(f.store, edited, f.clock);
+    REQUIRE_FALSE(r.imported);
+    REQUIRE(r.summary.find("already imported") != std::string::npos);
+    REQUIRE(f.snapshot() == before);
+    REQUIRE_FALSE(f.store.cluster("c1"));
+    REQUIRE(f.store.zone("hn")->name == "Thu do");
+    // Even once the operators have emptied the database.
+    pb::DeleteZoneRequest dz;
+    dz.set_id("hn.bv");
+    f.admin<pb::DeleteZoneResponse>("DeleteZone", dz);
+    dz.set_id("hn");
+    f.admin<pb::DeleteZoneResponse>("DeleteZone", dz);
+    REQUIRE(f.store.object_count() == 0);
+    REQUIRE_FALSE(import_seed(f.store, edited, f.clock).imported);
+    REQUIRE(f.store.zones().empty());
+}
+
+TEST_CASE("control_seed_is_not_imported_into_a_filled_database", "[control][seed]") {
+    Fixture f;
+    // No seed yet: nothing happens, and a seed may still come later.
+    auto r = import_seed(f.store, parse_config("", "empty.toml", "/tmp"), f.clock);
+    REQUIRE_FALSE(r.imported);
+    REQUIRE_FALSE(f.store.meta("seed_imported"));
+    // A database filled through the API (e.g. by an older engine) is never seeded.
+    f.zone("dn", pb::PROVINCE_ZONE, "");
+    r = import_seed(f.store, seed_config(), f.clock);
+    REQUIRE_FALSE(r.imported);
+    REQUIRE_FALSE(f.store.zone("hn"));
+    REQUIRE(f.store.meta("seed_imported"));
+    f.admin<pb::DeleteZoneResponse>("DeleteZone", [] {
+        pb::DeleteZoneRequest d;
+        d.set_id("dn");
+        return d;
+    }());
+    REQUIRE_FALSE(import_seed(f.store, seed_config(), f.clock).imported);
+}
+
+TEST_CASE("control_seed_with_a_bad_cluster_id_imports_nothing", "[control][seed]") {
+    Fixture f;
+    const auto cfg = seed_config("[[cluster]]\nid = \"bad id\"\naddress = \"127.0.0.1:7003\"\nzone = \"hn\"\n");
+    try {
+        import_seed(f.store, cfg, f.clock);
+        FAIL("accepted");
+    } catch (const ControlError& e) {
+        REQUIRE(e.code() == RpcCode::InvalidArgument);
+        REQUIRE(std::string(e.what()).find("bad id") != std::string::npos);
+    }
+    REQUIRE(f.store.object_count() == 0);
+    REQUIRE_FALSE(f.store.meta("seed_imported"));
+}
+
+// ---- full disk / unwritable state ------------------------------------------
+
+TEST_CASE("control_full_disk_fails_mutations_with_resource_exhausted", "[control][disk]") {
+    Fixture f;
+    f.zone("hn", pb::PROVINCE_ZONE, "");
+    f.zone("hn.bv", pb::DISTRICT_ZONE, "hn");
+    // Simulate a full disk: the database may not grow past its current size
+    // (SQLite clamps the cap to the pages already in use).
+    f.store.set_max_pages(1);
+    const std::string name(200, 'n');
+    pb::Response r;
+    int ok = 0;
+    for (int i = 0; i < 5000; ++i) {
+        pb::CreateZoneRequest z;
+        z.set_id("hn.bv.z" + std::to_string(i));
+        z.set_name(name);
+        z.set_kind(pb::COMMUNE_ZONE);
+        z.set_parent_id("hn.bv");
+        r = f.call("CreateZone", z);
+        if (r.code() != pb::OK) break;
+        ++ok;
+    }
+    INFO(r.message());
+    REQUIRE(r.code() == pb::RESOURCE_EXHAUSTED);
+    REQUIRE(r.message().find("disk full") != std::string::npos);
+    // The failed call changed nothing, reads still work, nothing crashed.
+    const auto last = "hn.bv.z" + std::to_string(ok);
+    REQUIRE_FALSE(f.store.zone(last));
+    REQUIRE(f.call("ListZones", pb::ListZonesRequest()).code() == pb::OK);
+    REQUIRE(f.call("GetStatus", pb::GetStatusRequest()).code() == pb::OK);
+    REQUIRE(f.store.integrity_check() == "ok");
+    // Engine events cannot be recorded either; the error is clear, not a crash.
+    try {
+        f.service.record_engine_message("cluster 'c1' online from 127.0.0.1:1");
+    } catch (const ControlError& e) {
+        REQUIRE(e.code() == RpcCode::ResourceExhausted);
+    }
+    // Space comes back: writes work again.
+    const auto before = f.snapshot();
+    f.store.set_max_pages(1'000'000'000);
+    pb::CreateZoneRequest z;
+    z.set_id(last);
+    z.set_name("x");
+    z.set_kind(pb::COMMUNE_ZONE);
+    z.set_parent_id("hn.bv");
+    REQUIRE(f.call("CreateZone", z).code() == pb::OK);
+    REQUIRE(before != f.snapshot());
 }

@@ -101,7 +101,7 @@ INSERT INTO clusters VALUES('c1', 'one', 'hn', '10.0.0.1:5004', 0);
 INSERT INTO operators VALUES('ann', 2, 'hn', 3, 'abcd', 5, '');
 )sql");
     Store s(db);
-    REQUIRE(s.schema_version() == 2);
+    REQUIRE(s.schema_version() == Store::kSchemaVersion);
     const auto c = s.cluster("c1");
     REQUIRE(c);
     REQUIRE(c->address == "10.0.0.1:5004");
@@ -117,6 +117,10 @@ INSERT INTO operators VALUES('ann', 2, 'hn', 3, 'abcd', 5, '');
     });
     REQUIRE(s.cluster("c1")->multicast_group == "239.1.1.1:5004");
     REQUIRE(s.events_after(0, 10).size() == 1);
+    // Version 3: the meta table.
+    REQUIRE_FALSE(s.meta("seed_imported"));
+    s.write([&] { s.set_meta("seed_imported", "x"); });
+    REQUIRE(s.meta("seed_imported") == std::optional<std::string>("x"));
     REQUIRE(s.integrity_check() == "ok");
 }
 

@@ -310,3 +310,38 @@ TEST_CASE("jitter_buffer/too many packets ahead push the oldest out", "[jitter_b
     REQUIRE(jb.pop(0, out) == JitterPop::Packet);
     CHECK(payload_seq(out) == 2);
 }
+
+TEST_CASE("jitter_buffer/reordered packets are counted", "[jitter_buffer]") {
+    JitterBuffer jb(config(100));
+    for (const std::uint16_t s : std::array<std::uint16_t, 6>{10, 12, 11, 13, 15, 14}) push(jb, s, 0);
+    CHECK(jb.stats().reordered == 2);
+    CHECK(jb.stats().duplicate == 0);
+    REQUIRE(jb.newest().has_value());
+    CHECK(payload_seq(*jb.newest()) == 15);
+}
+
+TEST_CASE("jitter_buffer/owner paced mode has no gate and keeps waiting on a dry buffer", "[jitter_buffer]") {
+    JitterBufferConfig c = config(200);  // the target is ignored in this mode
+    c.owner_paced = true;
+    JitterBuffer jb(c);
+    JitterPacket out;
+    CHECK(jb.pop(0, out) == JitterPop::Buffering);  // no stream
+    push(jb, 1, 0);
+    REQUIRE(jb.pop(0, out) == JitterPop::Packet);  // plays at once: the owner decided
+    CHECK(payload_seq(out) == 1);
+    CHECK(jb.play_position() == out.ext_seq + 1);
+    // Dry: Empty, not counted, and the play position waits for packet 2.
+    CHECK(jb.pop(0, out) == JitterPop::Empty);
+    CHECK(jb.pop(0, out) == JitterPop::Empty);
+    CHECK(jb.stats().underruns == 0);
+    CHECK(push(jb, 2, 50 * kMs) == JitterPush::Accepted);  // not late
+    REQUIRE(jb.pop(50 * kMs, out) == JitterPop::Packet);
+    CHECK(payload_seq(out) == 2);
+    // A hole with later packets held is still Missing.
+    push(jb, 4, 60 * kMs);
+    CHECK(jb.pop(60 * kMs, out) == JitterPop::Missing);
+    REQUIRE(jb.pop(60 * kMs, out) == JitterPop::Packet);
+    CHECK(payload_seq(out) == 4);
+    CHECK(jb.stats().lost == 1);
+    CHECK(push(jb, 3, 70 * kMs) == JitterPush::Late);
+}

@@ -1,5 +1,6 @@
 #pragma once
-// The engine's TOML configuration: process settings, clusters and programmes.
+// The engine's TOML configuration: process settings, clusters, live studios
+// and programmes.
 // load_config() validates everything before anything starts; a problem is a
 // ConfigError naming the file, the key and what is wrong (loa-engine exits 78).
 
@@ -29,7 +30,7 @@ private:
 };
 
 struct SourceConfig {
-    enum class Type { Tone, Clip };
+    enum class Type { Tone, Clip, Studio };
     Type type = Type::Tone;
     double gain_db = 0.0;
     // tone
@@ -38,11 +39,45 @@ struct SourceConfig {
     // clip
     std::filesystem::path path;  // absolute (resolved against the config's folder)
     bool loop = true;
+    // studio: a live feed declared by a [[studio]] table
+    std::string studio;                             // the studio's name
+    std::optional<std::filesystem::path> fallback;  // looped while the studio is silent; nullopt = silence
+};
+
+/// A live studio ([[studio]]): recognised on the ingest socket by its SSRC,
+/// its sender's address, or both; it may feed only the programme it names.
+struct StudioConfig {
+    std::string name;
+    std::optional<std::uint32_t> ssrc;
+    std::optional<boost::asio::ip::address> source_address;  // host only: a NAT may change the port
+    // Several studios may match one packet (e.g. one by SSRC, one by host): the first declared takes it.
+    std::string program;                                     // the programme allowed to play it
+    // The studio's adaptive playout (loa::engine::PlayoutConfig).
+    int min_delay_ms = 0;
+    int max_delay_ms = 500;
+    std::optional<int> fixed_delay_ms;  // imposed target delay; unset = adaptive
 };
 
 struct ClusterConfig {
     std::string id;  // equals the CNAME the speaker reports
     boost::asio::ip::udp::endpoint address;
+};
+
+/// A [[cluster]] that names a `zone` is also part of the seed.
+struct ClusterSeedConfig {
+    std::string id;
+    std::string zone;  // a [[zone]] id
+    std::string name;  // display name; empty = the id
+};
+
+/// [[zone]]: part of the seed imported once into an empty state database
+/// (engine.state_dir); afterwards the database, changed through the control
+/// API, is the source of truth. Listed parents first.
+struct ZoneConfig {
+    std::string id;
+    std::string name;
+    std::string kind;    // "province", "district", "commune" or "village"
+    std::string parent;  // empty for a province
 };
 
 struct ProgramConfig {
@@ -65,6 +100,8 @@ struct ProgramConfig {
 struct EngineSettings {
     boost::asio::ip::udp::endpoint listen{boost::asio::ip::address_v4::any(), 5004};
     std::optional<boost::asio::ip::udp::endpoint> listen_v6;
+    /// IPv4 address studios push their RTP to (opened only when a [[studio]] is declared).
+    boost::asio::ip::udp::endpoint ingest_listen{boost::asio::ip::address_v4::any(), 5006};
     std::size_t fanout_threads = 2;
     std::size_t fanout_batch = 1024;
     int cluster_timeout_s = 15;
@@ -86,6 +123,7 @@ struct EngineSettings {
 struct ControlSettings {
     std::optional<std::filesystem::path> socket;  // default: <state_dir>/control.sock
     std::size_t max_frame_bytes = 4u << 20;       // larger requests get RESOURCE_EXHAUSTED
+    std::optional<std::string> tcp_listen;        // "HOST:PORT" (bare port = 127.0.0.1); unset = no TCP
 };
 
 struct EngineConfig {
@@ -93,9 +131,14 @@ struct EngineConfig {
     EngineSettings engine;
     ControlSettings control;
     std::vector<ClusterConfig> clusters;
+    std::vector<ZoneConfig> zones;                   // seed only
+    std::vector<ClusterSeedConfig> cluster_seeds;   // seed only, in [[cluster]] order
+    std::vector<StudioConfig> studios;
     std::vector<ProgramConfig> programs;
 
     const ClusterConfig* find_cluster(const std::string& id) const noexcept;
+    const ZoneConfig* find_zone(const std::string& id) const noexcept;
+    const StudioConfig* find_studio(const std::string& name) const noexcept;
     const ProgramConfig* find_program(const std::string& name) const noexcept;
     /// Every address a programme is sent to: its clusters' addresses, its
     /// plain destinations, then its multicast group.

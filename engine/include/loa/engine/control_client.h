@@ -1,6 +1,6 @@
 #pragma once
-// A blocking client of the control socket, for loactl, tests and tools.
-// Several requests may be sent before their responses are read.
+// A blocking client of the control socket (Unix or TCP), for loactl, tests
+// and tools. Several requests may be sent before their responses are read.
 //
 // Threads: one thread at a time.
 
@@ -14,10 +14,20 @@
 
 namespace loa::engine {
 
+/// The engine's TCP control listener: "HOST:PORT", HOST a name or an address
+/// (IPv6 in brackets: "[::1]:7700").
+struct TcpAddress {
+    std::string host_port;
+};
+
 class ControlClient {
 public:
     /// Connects to the Unix socket. Throws ControlError(UNAVAILABLE) when it cannot.
     explicit ControlClient(const std::filesystem::path& socket_path);
+    /// Connects over TCP (every request then needs a token). Throws
+    /// ControlError: INVALID_ARGUMENT for a malformed address, UNAVAILABLE
+    /// when it cannot connect.
+    explicit ControlClient(const TcpAddress& address);
     ~ControlClient();
     ControlClient(const ControlClient&) = delete;
     ControlClient& operator=(const ControlClient&) = delete;

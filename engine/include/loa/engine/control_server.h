@@ -1,6 +1,10 @@
 #pragma once
-// The control socket: a Boost.Asio Unix-socket server running the
-// ControlService on its own thread (never the media thread).
+// The control socket: a Boost.Asio Unix-socket server, plus an optional TCP
+// listener, running the ControlService on its own thread (never the media
+// thread). Both listeners share the framing and dispatch below; they differ
+// only in who the peer is: on the Unix socket a token-less request from root
+// or the engine's uid (SO_PEERCRED) is the local administrator, on TCP every
+// request must carry a token (token-less -> UNAUTHENTICATED).
 //
 // Per connection: requests are read as varint-delimited Envelope frames and
 // answered in order of completion with their request_id; several may be in
@@ -23,6 +27,9 @@ class ControlService;
 
 struct ControlServerOptions {
     std::filesystem::path socket_path;
+    /// Optional TCP listener "HOST:PORT" (IPv6 as [ADDR]:PORT; a bare port
+    /// binds 127.0.0.1; port 0 picks a free port). Empty = no TCP listener.
+    std::string tcp_listen;
     std::size_t max_frame_bytes = 4u << 20;
     std::size_t max_queued_frames = 1024;
     unsigned socket_mode = 0660;
@@ -32,8 +39,9 @@ struct ControlServerOptions {
 class ControlServer {
 public:
     /// Binds and listens (a stale socket file at the path is replaced; a
-    /// missing parent folder is created). Throws std::runtime_error with a
-    /// clear message. `service` must outlive the server.
+    /// missing parent folder is created), and binds the TCP listener when
+    /// one is configured. Throws std::runtime_error with a clear message.
+    /// `service` must outlive the server.
     ControlServer(ControlService& service, ControlServerOptions options);
     /// Stops (see stop()).
     ~ControlServer();
@@ -51,6 +59,9 @@ public:
     void post_engine_message(std::string message);
 
     const std::filesystem::path& socket_path() const noexcept;
+    /// The bound TCP address as "HOST:PORT" ("[ADDR]:PORT" for IPv6), with
+    /// the real port when 0 was asked for; empty without a TCP listener.
+    const std::string& tcp_endpoint() const noexcept;
     /// Connections currently open (for tests). Thread-safe.
     std::size_t connection_count() const noexcept;
 

@@ -40,8 +40,10 @@ struct ProgramCounters {
 class Program {
 public:
     /// `group`: the fan-out group carrying this programme. `cname`: the
-    /// engine's RTCP CNAME. Throws codecs::Error on an encoder it cannot make.
-    Program(const ProgramConfig& config, std::uint32_t group, std::string cname);
+    /// engine's RTCP CNAME. `sources`: what studio sources are joined to.
+    /// Throws codecs::Error on an encoder it cannot make, std::runtime_error
+    /// on a studio source `sources` cannot provide.
+    Program(const ProgramConfig& config, std::uint32_t group, std::string cname, const SourceContext& sources = {});
 
     /// Media thread. Produces the frame due at `deadline_ns` (monotonic) and
     /// submits it; `unix_ns` is the wall-clock time of that deadline, used

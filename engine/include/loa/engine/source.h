@@ -6,13 +6,17 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
 
 #include "loa/codecs/dsp.h"
+#include "loa/engine/clock.h"
 #include "loa/engine/config.h"
+#include "loa/engine/playout.h"
 
 namespace loa::engine {
 
@@ -86,7 +90,26 @@ private:
     std::thread thread_;
 };
 
-/// Builds the source a config entry describes.
-std::unique_ptr<Source> make_source(const SourceConfig& config, std::size_t frame_samples);
+class StudioFeed;
+
+/// What a live studio source is joined to: the studio's ingest queue and the
+/// settings of its playout.
+struct StudioLink {
+    StudioFeed* feed = nullptr;
+    PlayoutConfig playout;
+};
+
+/// What make_source() needs beyond the config entry: the engine's clock and
+/// its studio feeds. Only studio sources use it.
+struct SourceContext {
+    const Clock* clock = nullptr;
+    /// The feed of the studio named so; nullopt when there is none.
+    std::function<std::optional<StudioLink>(const std::string& studio)> find_studio;
+};
+
+/// Builds the source a config entry describes. Throws std::runtime_error
+/// for a studio source whose studio `context` cannot provide.
+std::unique_ptr<Source> make_source(const SourceConfig& config, std::size_t frame_samples,
+                                    const SourceContext& context = {});
 
 }  // namespace loa::engine

@@ -66,7 +66,7 @@ struct EventRow {
 class Store {
 public:
     /// Schema version this build writes; older databases are migrated on open.
-    static constexpr int kSchemaVersion = 2;
+    static constexpr int kSchemaVersion = 3;
     /// Events kept for WatchEvents resume; older ones are pruned.
     static constexpr std::int64_t kEventRetention = 10000;
 
@@ -119,6 +119,18 @@ public:
     std::uint64_t append_event(const EventRow& e);
     std::vector<EventRow> events_after(std::uint64_t seq, std::size_t limit) const;
     std::uint64_t last_event_seq() const;
+
+    // Engine facts kept beside the data (e.g. "seed_imported").
+    std::optional<std::string> meta(const std::string& key) const;
+    void set_meta(const std::string& key, const std::string& value);  // inside write()
+    /// Zones plus clusters: 0 for a database nobody has filled yet.
+    std::int64_t object_count() const;
+
+    /// Caps the database at `pages` pages (PRAGMA max_page_count) on this
+    /// connection: a write that needs more fails with RESOURCE_EXHAUSTED, as
+    /// on a full disk (tests use it to simulate one). A cap below the pages
+    /// in use is raised to them by SQLite.
+    void set_max_pages(std::int64_t pages);
 
     /// PRAGMA integrity_check result ("ok" when sound).
     std::string integrity_check() const;

@@ -36,6 +36,13 @@ struct JitterBufferConfig {
     /// time (reordered around the switch) are dropped as late instead of
     /// switching back; a previous-SSRC packet with the marker bit switches at once.
     std::int64_t stale_ssrc_guard_ns = 200'000'000;
+    /// Owner-paced mode (used by engine::Playout): the owner decides when to
+    /// start and when to pop. pop() then has no buffering gate and no target:
+    /// it returns Buffering only while nothing of the stream is held yet,
+    /// Packet / Missing as usual, and Empty (not counted, play position kept)
+    /// when nothing is held at or after the play position: the packet may
+    /// still come and is then played, not dropped as late.
+    bool owner_paced = false;
 };
 
 /// Result of push().
@@ -77,6 +84,7 @@ struct JitterBufferStats {
     std::uint64_t underruns = 0;     // Empty results
     std::uint64_t overflow = 0;      // stored packets pushed out by a packet too far ahead
     std::uint64_t ssrc_changes = 0;  // NewStream results (the first stream included)
+    std::uint64_t reordered = 0;     // accepted after a higher sequence number (in time)
 };
 
 class JitterBuffer {
@@ -113,6 +121,12 @@ public:
     std::size_t buffered_packets() const noexcept;
     /// buffered_packets() in milliseconds.
     int buffered_ms() const noexcept;
+    /// Extended sequence number of the next packet to play (meaningless
+    /// without a stream).
+    std::int64_t play_position() const noexcept { return play_pos_; }
+    /// Newest (highest) packet held, if any; its timestamp gives the newest
+    /// media time buffered.
+    std::optional<JitterPacket> newest() const noexcept;
 
     const JitterBufferStats& stats() const noexcept { return stats_; }
     std::size_t capacity() const noexcept { return capacity_; }

@@ -1,0 +1,671 @@
+#include "jitter.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "loa/codecs/audio_format.h"
+#include "loa/engine/playout.h"
+#include "loa/transport/impairment.h"
+#include "loa/transport/rtp_packet.h"
+#include "loa/transport/thread_priority.h"
+#include "process.h"
+#include "report.h"
+#include "tone_track.h"
+#include "trace.h"
+
+namespace loa::bench {
+
+namespace {
+
+namespace tr = loa::transport;
+
+struct JitterOptions {
+  double seconds = 60.0;
+  std::uint64_t seed = 1;
+  double loss = 0.05;
+  double burst = 2.0;
+  double delay_ms = 10.0;
+  double jitter_ms = 40.0;
+  std::string jitter_dist = "pareto";
+  double pareto_shape = 2.0;
+  double reorder = 0.01;
+  double reorder_ms = 30.0;
+  int bitrate = 64000;
+  int block_ms = 10;
+  double warmup_s = 2.0;
+  int gst_latency_ms = 200;
+  double loa_quantile = 0.0;  // 0: Playout's default
+  std::string gst_launch = "gst-launch-1.0";
+  std::vector<std::string> contenders = {"loa", "gstreamer"};
+  std::string workdir;
+  bool keep_workdir = false;
+  bool json = false;
+};
+
+constexpr std::int64_t kFrameNs = 20'000'000;
+constexpr int kPtimeMs = 20;
+
+std::int64_t mono_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void sleep_until_ns(std::int64_t t) {
+  timespec ts{static_cast<time_t>(t / 1'000'000'000), static_cast<long>(t % 1'000'000'000)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+  }
+}
+
+void say(bool quiet, const std::string& s) {
+  if (!quiet) std::cerr << "[loa-bench] jitter: " << s << std::endl;
+}
+
+// A UDP port on 127.0.0.1 free right now (the kernel's pick; closed again).
+std::uint16_t free_udp_port() {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind: " + std::string(std::strerror(errno)));
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+tr::ImpairmentConfig impairment(const JitterOptions& o) {
+  tr::ImpairmentConfig c;
+  c.seed = o.seed;
+  if (o.loss > 0.0) {
+    c.loss = tr::LossModel::GilbertElliott;
+    c.gilbert_elliott = tr::GilbertElliottParams::from_mean(o.loss, o.burst);
+  }
+  c.delay_ns = std::llround(o.delay_ms * 1e6);
+  if (o.jitter_ms > 0.0) {
+    c.jitter = o.jitter_dist == "normal"    ? tr::JitterDistribution::Normal
+               : o.jitter_dist == "uniform" ? tr::JitterDistribution::Uniform
+                                            : tr::JitterDistribution::Pareto;
+    c.jitter_spread_ns = std::llround(o.jitter_ms * 1e6);
+  }
+  c.pareto_shape = o.pareto_shape;
+  c.reorder_probability = o.reorder;
+  c.reorder_delay_ns = std::llround(o.reorder_ms * 1e6);
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// GStreamer: gst-launch writes the decoded audio into a FIFO through a
+// synchronised filesink (it writes each buffer when the pipeline clock reaches
+// its time: a zero-buffer sink); a thread here timestamps what comes out.
+
+std::vector<std::string> gst_jitter_argv(const JitterOptions& o, std::uint16_t port, const std::string& fifo) {
+  return {o.gst_launch,
+          "-q",
+          "udpsrc",
+          "address=127.0.0.1",
+          "port=" + std::to_string(port),
+          "caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=96",
+          "!",
+          "rtpjitterbuffer",
+          "do-lost=true",
+          "latency=" + std::to_string(o.gst_latency_ms),
+          "!",
+          "rtpopusdepay",
+          "!",
+          "opusdec",
+          "use-inband-fec=true",
+          "plc=true",
+          "!",
+          "audioconvert",
+          "!",
+          "audio/x-raw,format=F32LE,channels=1,rate=48000",
+          "!",
+          "filesink",
+          "location=" + fifo,
+          "buffer-mode=unbuffered",
+          "sync=true"};
+}
+
+std::string join_argv(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) {
+    if (!s.empty()) s += ' ';
+    s += a;
+  }
+  return s;
+}
+
+class FifoReader {
+ public:
+  explicit FifoReader(std::string path) : path_(std::move(path)) {
+    out_.reserve(48000 * 120, 8000);
+    thread_ = std::thread([this] { run(); });
+  }
+  FifoReader(const FifoReader&) = delete;
+  FifoReader& operator=(const FifoReader&) = delete;
+  ~FifoReader() { finish(); }
+
+  // After the writer exited: makes sure the thread ends and joins it.
+  void finish() {
+    if (!thread_.joinable()) return;
+    if (!opened_.load()) {
+      // The writer never opened the FIFO: open and close it to release our open().
+      const int fd = ::open(path_.c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) ::close(fd);
+    }
+    thread_.join();
+  }
+  const TimedPcm& pcm() const { return out_; }
+
+ private:
+  void run() {
+    const int fd = ::open(path_.c_str(), O_RDONLY);
+    opened_.store(true);
+    if (fd < 0) return;
+    std::vector<char> buf(1 << 16);
+    std::size_t carry = 0;  // bytes of an incomplete sample kept at buf's start
+    std::vector<float> block;
+    while (true) {
+      const ssize_t n = ::read(fd, buf.data() + carry, buf.size() - carry);
+      const std::int64_t now = mono_ns();
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        break;
+      }
+      const std::size_t have = carry + static_cast<std::size_t>(n);
+      const std::size_t samples = have / sizeof(float);
+      block.resize(samples);
+      std::memcpy(block.data(), buf.data(), samples * sizeof(float));
+      carry = have - samples * sizeof(float);
+      std::memmove(buf.data(), buf.data() + samples * sizeof(float), carry);
+      // The bytes were written when their first sample was due to play.
+      if (samples > 0) out_.append(block, now);
+    }
+    ::close(fd);
+  }
+
+  std::string path_;
+  TimedPcm out_;
+  std::atomic<bool> opened_{false};
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------
+// Analysis of one contender's output.
+
+struct Calibration {
+  std::int64_t bias_ns = 0;    // detected onset of frame k minus the start of decoded frame k
+  double clean_seen_ratio = 0.0;
+};
+
+Calibration calibrate(const PacketTrace& trace, const HopSignal& signal) {
+  const std::vector<float> clean = decode_clean(trace);
+  const auto runs = detect_runs(clean);
+  std::vector<std::int64_t> onsets;
+  onsets.reserve(runs.size());
+  for (const auto& r : runs) onsets.push_back(std::llround(static_cast<double>(r.start) * 1e9 / 48000.0));
+  const auto m = match_runs(runs, onsets, signal.labels, kFrameNs, -kFrameNs, 2 * kFrameNs);
+  std::vector<double> offsets;
+  for (const auto& x : m.matches) {
+    offsets.push_back(static_cast<double>(x.onset_ns - static_cast<std::int64_t>(x.frame) * kFrameNs));
+  }
+  Calibration c;
+  c.bias_ns = std::llround(percentile(offsets, 50).value_or(0.0));
+  c.clean_seen_ratio =
+      signal.labels.empty() ? 0.0 : static_cast<double>(m.matches.size()) / static_cast<double>(signal.labels.size());
+  return c;
+}
+
+struct ContenderResult {
+  bool ok = false;
+  std::string error;
+  std::size_t frames = 0;     // source frames judged
+  std::size_t played = 0;     // shown with their own tone (decoded or FEC)
+  std::size_t concealed = 0;  // not shown: PLC, silence or skipped
+  std::size_t fec = 0;        // shown although their own packet was lost or too late
+  std::vector<double> delays_ms;
+  std::size_t relocks = 0;
+  std::size_t unmatched_runs = 0;
+  std::size_t output_samples = 0;
+};
+
+ContenderResult analyse(const TimedPcm& out, const PacketTrace& trace, const HopSignal& signal,
+                        const Calibration& cal, std::int64_t t0, std::size_t first_frame, std::size_t end_frame) {
+  ContenderResult r;
+  r.output_samples = out.samples.size();
+  const auto runs = detect_runs(out.samples);
+  std::vector<std::int64_t> onsets;
+  onsets.reserve(runs.size());
+  for (const auto& run : runs) onsets.push_back(out.time_of(run.start));
+  // play(k) = t0 + send_k + delay + bias, send_k = (k + 1) * frame: offset = t0 + frame + bias + delay.
+  const std::int64_t base = t0 + kFrameNs + cal.bias_ns;
+  const auto m = match_runs(runs, onsets, signal.labels, kFrameNs, base - 20'000'000, base + 3'000'000'000LL);
+  r.relocks = m.relocks;
+  r.unmatched_runs = m.unmatched_runs;
+  std::vector<std::int64_t> onset_of(trace.packets.size(), -1);
+  for (const auto& x : m.matches) onset_of[x.frame] = x.onset_ns;
+  std::FILE* dbg = nullptr;
+  if (const char* d = std::getenv("LOA_BENCH_JITTER_FRAMES")) dbg = std::fopen(d, "a");
+  if (dbg != nullptr && !out.blocks.empty()) {
+    std::fprintf(dbg, "# samples %zu blocks %zu first %.1f ms last %.1f ms runs %zu\n", out.samples.size(),
+                 out.blocks.size(), static_cast<double>(out.blocks.front().second - t0) / 1e6,
+                 static_cast<double>(out.blocks.back().second - t0) / 1e6, runs.size());
+  }
+  for (std::size_t k = first_frame; k < end_frame && k < trace.packets.size(); ++k) {
+    if (dbg != nullptr) {
+      const auto& p = trace.packets[k];
+      std::fprintf(dbg, "%zu %d %.2f %d %.2f\n", k, p.arrival_ns.empty() ? 1 : 0,
+                   p.arrival_ns.empty() ? -1.0 : static_cast<double>(p.arrival_ns.front() - p.send_ns) / 1e6,
+                   onset_of[k] >= 0 ? 1 : 0,
+                   onset_of[k] >= 0 ? static_cast<double>(onset_of[k] - cal.bias_ns - t0 - p.send_ns) / 1e6 : -1.0);
+    }
+    ++r.frames;
+    if (onset_of[k] < 0) {
+      ++r.concealed;
+      continue;
+    }
+    ++r.played;
+    const auto& p = trace.packets[k];
+    const std::int64_t play_start = onset_of[k] - cal.bias_ns;  // the decoded frame's first sample
+    r.delays_ms.push_back(static_cast<double>(play_start - t0 - p.send_ns) / 1e6);
+    const bool own_packet_in_time = !p.arrival_ns.empty() && t0 + p.arrival_ns.front() <= play_start;
+    if (!own_packet_in_time) ++r.fec;
+  }
+  if (dbg != nullptr) std::fclose(dbg);
+  r.ok = true;
+  return r;
+}
+
+JsonObject contender_json(const ContenderResult& r) {
+  JsonObject o;
+  if (!r.ok) {
+    o.add("error", r.error);
+    return o;
+  }
+  const double frames = static_cast<double>(std::max<std::size_t>(r.frames, 1));
+  double mean = 0.0;
+  for (const double d : r.delays_ms) mean += d;
+  mean = r.delays_ms.empty() ? 0.0 : mean / static_cast<double>(r.delays_ms.size());
+  o.add("concealed_ratio", std::optional<double>(static_cast<double>(r.concealed) / frames))
+      .add("fec_ratio", std::optional<double>(static_cast<double>(r.fec) / frames))
+      .add("delay_ms_mean", r.delays_ms.empty() ? std::nullopt : std::optional<double>(mean))
+      .add("delay_ms_p50", percentile(r.delays_ms, 50))
+      .add("delay_ms_p99", percentile(r.delays_ms, 99))
+      .add("delay_ms_max", percentile(r.delays_ms, 100))
+      .add_int("frames", static_cast<double>(r.frames))
+      .add_int("played", static_cast<double>(r.played))
+      .add_int("concealed", static_cast<double>(r.concealed))
+      .add_int("fec", static_cast<double>(r.fec))
+      .add_int("detector_relocks", static_cast<double>(r.relocks));
+  return o;
+}
+
+struct LoaCounters {
+  std::uint64_t received = 0, lost = 0, recovered_fec = 0, concealed = 0, late = 0, duplicate = 0, reordered = 0,
+                underruns = 0, frames_decoded = 0, accelerated = 0, expanded = 0;
+  std::int32_t target_delay_ms = 0;
+};
+
+LoaCounters read_counters(const engine::PlayoutStats& s) {
+  LoaCounters c;
+  c.received = s.received.load();
+  c.lost = s.lost.load();
+  c.recovered_fec = s.recovered_fec.load();
+  c.concealed = s.concealed.load();
+  c.late = s.late.load();
+  c.duplicate = s.duplicate.load();
+  c.reordered = s.reordered.load();
+  c.underruns = s.underruns.load();
+  c.frames_decoded = s.frames_decoded.load();
+  c.accelerated = s.accelerated_samples.load();
+  c.expanded = s.expanded_samples.load();
+  c.target_delay_ms = s.target_delay_ms.load();
+  return c;
+}
+
+JsonObject counters_json(const LoaCounters& c) {
+  const double made = static_cast<double>(c.frames_decoded + c.recovered_fec + c.concealed);
+  JsonObject o;
+  o.add_int("received", static_cast<double>(c.received))
+      .add_int("lost", static_cast<double>(c.lost))
+      .add_int("recovered_fec", static_cast<double>(c.recovered_fec))
+      .add_int("concealed", static_cast<double>(c.concealed))
+      .add_int("late", static_cast<double>(c.late))
+      .add_int("duplicate", static_cast<double>(c.duplicate))
+      .add_int("reordered", static_cast<double>(c.reordered))
+      .add_int("underruns", static_cast<double>(c.underruns))
+      .add_int("frames_decoded", static_cast<double>(c.frames_decoded))
+      .add("concealed_ratio", made > 0 ? std::optional<double>(static_cast<double>(c.concealed) / made) : std::nullopt)
+      .add("fec_ratio", made > 0 ? std::optional<double>(static_cast<double>(c.recovered_fec) / made) : std::nullopt)
+      .add("accelerated_ms", std::optional<double>(static_cast<double>(c.accelerated) / 48.0))
+      .add("expanded_ms", std::optional<double>(static_cast<double>(c.expanded) / 48.0))
+      .add_int("target_delay_ms_end", static_cast<double>(c.target_delay_ms));
+  return o;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+std::string fmt(double v, int prec = 1) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", prec, v);
+  return b;
+}
+
+int run_jitter(const JitterOptions& o) {
+  const bool quiet = false;
+  for (const auto& c : o.contenders) {
+    if (c != "loa" && c != "gstreamer") throw std::invalid_argument("--contenders: unknown contender " + c);
+  }
+  const bool run_loa = has(o.contenders, "loa");
+  const bool run_gst = has(o.contenders, "gstreamer");
+
+  // (a) The trace.
+  const auto frames = static_cast<std::size_t>(std::llround(o.seconds * 1000.0 / kPtimeMs));
+  const HopSignal signal = make_hop_signal(frames, kPtimeMs, o.seed, 0.3);
+  TraceOptions to;
+  to.ptime_ms = kPtimeMs;
+  to.bitrate_bps = o.bitrate;
+  to.impairment = impairment(o);
+  const PacketTrace trace = record_trace(signal, to);
+  const TraceStats& ts = trace.stats;
+  say(quiet, "trace: " + std::to_string(ts.packets) + " packets, loss " + fmt(100.0 * ts.loss_ratio, 2) +
+                 " %, reordered " + std::to_string(ts.reordered) + ", FEC in " + std::to_string(ts.with_fec) +
+                 ", network delay p50 " + fmt(ts.delay_ms_p50) + " ms, p99 " + fmt(ts.ideal_delay_ms_p99) +
+                 " ms, max " + fmt(ts.delay_ms_max) + " ms");
+  const Calibration cal = calibrate(trace, signal);
+  say(quiet, "detector on the clean decode: " + fmt(100.0 * cal.clean_seen_ratio, 2) + " % of frames found, bias " +
+                 fmt(static_cast<double>(cal.bias_ns) / 1e6, 2) + " ms");
+  const std::vector<TraceEvent> events = arrival_order(trace);
+
+  // Work directory for the FIFO and gst log.
+  std::string workdir = o.workdir;
+  if (workdir.empty()) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "loa-bench-jitter-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    workdir = tmpl;
+  } else {
+    std::filesystem::create_directories(workdir);
+  }
+
+  // (c) GStreamer, started first so that it is playing before the replay.
+  std::optional<ChildProcess> gst;
+  std::unique_ptr<FifoReader> reader;
+  int udp = -1;
+  sockaddr_in gst_addr{};
+  std::vector<std::string> gst_args;
+  const std::string gst_log = workdir + "/gst.log";
+  if (run_gst) {
+    const std::string fifo = workdir + "/gst.pcm";
+    std::remove(fifo.c_str());
+    if (::mkfifo(fifo.c_str(), 0600) != 0) throw std::runtime_error("mkfifo " + fifo + ": " + std::strerror(errno));
+    const std::uint16_t port = free_udp_port();
+    gst_args = gst_jitter_argv(o, port, fifo);
+    reader = std::make_unique<FifoReader>(fifo);
+    gst.emplace(ChildProcess::spawn(gst_args, gst_log));
+    udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+    gst_addr.sin_family = AF_INET;
+    gst_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    gst_addr.sin_port = htons(port);
+    say(quiet, "gstreamer: " + join_argv(gst_args));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    if (!gst->running()) throw std::runtime_error("gst-launch exited at start: " + tail_file(gst_log, 800));
+  }
+
+  // (b) Loa's playout, fed in this thread.
+  std::unique_ptr<engine::Playout> playout;
+  engine::PlayoutConfig pc;
+  if (o.loa_quantile > 0.0) pc.delay_quantile = o.loa_quantile;
+  if (run_loa) playout = std::make_unique<engine::Playout>(pc);
+  const auto block = static_cast<std::size_t>(o.block_ms) * 48;
+  const std::int64_t block_ns = static_cast<std::int64_t>(o.block_ms) * 1'000'000;
+  TimedPcm loa_out;
+  const std::int64_t tail_ns = 2'000'000'000;
+  const std::int64_t span_ns = static_cast<std::int64_t>(frames) * kFrameNs + tail_ns;
+  loa_out.reserve(static_cast<std::size_t>(span_ns / block_ns + 1) * block,
+                  static_cast<std::size_t>(span_ns / block_ns + 1));
+  std::vector<float> buf(block);
+
+  // (b + c) Real-time replay: each packet at its recorded arrival time, to both.
+  const bool rt = tr::set_realtime_priority(40);
+  say(quiet, std::string("replaying ") + fmt(o.seconds, 0) + " s in real time" +
+                 (rt ? " (SCHED_FIFO)" : " (normal priority)"));
+  const std::int64_t t0 = mono_ns() + 300'000'000;
+  const std::int64_t end = t0 + span_ns;
+  std::size_t next_event = 0;
+  std::int64_t next_block = 0;
+  std::uint64_t send_errors = 0;
+  while (true) {
+    const std::int64_t render_at = t0 + next_block * block_ns;
+    const std::int64_t arrive_at =
+        next_event < events.size() ? t0 + events[next_event].arrival_ns : std::numeric_limits<std::int64_t>::max();
+    const std::int64_t wake = std::min(run_loa ? render_at : end, arrive_at);
+    if (wake >= end) {
+      sleep_until_ns(end);  // the tail: let the contenders play out what they hold
+      break;
+    }
+    sleep_until_ns(wake);
+    const std::int64_t now = mono_ns();
+    while (next_event < events.size() && t0 + events[next_event].arrival_ns <= now) {
+      const auto& p = trace.packets[events[next_event].packet];
+      if (udp >= 0) {
+        if (::sendto(udp, p.bytes.data(), p.bytes.size(), 0, reinterpret_cast<const sockaddr*>(&gst_addr),
+                     sizeof gst_addr) < 0) {
+          ++send_errors;
+        }
+      }
+      if (playout) {
+        tr::RtpView v;
+        if (tr::RtpView::parse(p.bytes, v) == tr::Status::Ok) (void)playout->push(v, mono_ns());
+      }
+      ++next_event;
+    }
+    if (playout) {
+      while (t0 + next_block * block_ns <= now) {
+        const std::int64_t at = mono_ns();
+        playout->render(buf, at);
+        loa_out.append(buf, at);
+        ++next_block;
+      }
+    }
+  }
+  if (udp >= 0) ::close(udp);
+
+  JsonObject results;
+  JsonObject loa_json;
+  JsonObject gst_json;
+  std::optional<ContenderResult> loa_r;
+  std::optional<ContenderResult> gst_r;
+  const auto first_frame = static_cast<std::size_t>(std::llround(o.warmup_s * 1000.0 / kPtimeMs));
+  const std::size_t end_frame = frames > 1 ? frames - 1 : frames;
+  LoaCounters counters;
+  if (playout) {
+    counters = read_counters(playout->stats());
+    loa_r = analyse(loa_out, trace, signal, cal, t0, first_frame, end_frame);
+    loa_json = contender_json(*loa_r);
+    loa_json.add_int("block_ms", o.block_ms)
+        .add("delay_quantile", std::optional<double>(pc.delay_quantile))
+        .add("playout", counters_json(counters));
+  }
+  if (gst) {
+    const ExitInfo done = gst->stop(SIGINT, std::chrono::seconds(5));
+    reader->finish();
+    gst_r = analyse(reader->pcm(), trace, signal, cal, t0, first_frame, end_frame);
+    if (reader->pcm().samples.empty()) {
+      gst_r->ok = false;
+      gst_r->error = "no audio from gst-launch (" + done.describe() + "): " + tail_file(gst_log, 800);
+    }
+    gst_json = contender_json(*gst_r);
+    gst_json.add_int("latency_ms", o.gst_latency_ms).add("pipeline", join_argv(gst_args));
+  }
+
+  JsonObject trace_json;
+  trace_json.add("loss_ratio", std::optional<double>(ts.loss_ratio))
+      .add("ideal_delay_ms_p99", std::optional<double>(ts.ideal_delay_ms_p99))
+      .add("delay_ms_p50", std::optional<double>(ts.delay_ms_p50))
+      .add("delay_ms_max", std::optional<double>(ts.delay_ms_max))
+      .add_int("packets", static_cast<double>(ts.packets))
+      .add_int("lost", static_cast<double>(ts.lost))
+      .add_int("reordered", static_cast<double>(ts.reordered))
+      .add_int("with_fec", static_cast<double>(ts.with_fec))
+      .add("detector_clean_found_ratio", std::optional<double>(cal.clean_seen_ratio));
+  if (run_loa) results.add("loa", loa_json);
+  if (run_gst) results.add("gstreamer", gst_json);
+  results.add("trace", trace_json);
+
+  // Targets.
+  std::optional<bool> fewer_concealed;
+  std::optional<bool> half_delay;
+  auto mean_of = [](const ContenderResult& r) {
+    double m = 0.0;
+    for (const double d : r.delays_ms) m += d;
+    return r.delays_ms.empty() ? 0.0 : m / static_cast<double>(r.delays_ms.size());
+  };
+  if (loa_r && gst_r && loa_r->ok && gst_r->ok) {
+    fewer_concealed = loa_r->concealed < gst_r->concealed;
+    half_delay = mean_of(*loa_r) <= 0.5 * mean_of(*gst_r);
+  }
+  JsonObject targets;
+  if (fewer_concealed) {
+    targets.add("loa_conceals_fewer", *fewer_concealed).add("loa_mean_delay_at_most_half", *half_delay);
+  } else {
+    targets.add_null("loa_conceals_fewer").add_null("loa_mean_delay_at_most_half");
+  }
+
+  if (o.json) {
+    JsonObject out;
+    out.add("bench", "jitter")
+        .add("results", results)
+        .add("targets", targets)
+        .add_int("seed", static_cast<double>(o.seed))
+        .add("seconds", std::optional<double>(o.seconds))
+        .add("warmup_s", std::optional<double>(o.warmup_s))
+        .add("impairment", "gilbert-elliott loss " + fmt(o.loss, 3) + " burst " + fmt(o.burst, 1) + ", delay " +
+                               fmt(o.delay_ms) + " ms + " + o.jitter_dist + " jitter " + fmt(o.jitter_ms) +
+                               " ms (shape " + fmt(o.pareto_shape) + "), reorder " + fmt(o.reorder, 3) + " x " +
+                               fmt(o.reorder_ms) + " ms")
+        .add_int("send_errors", static_cast<double>(send_errors));
+    std::cout << out.str() << std::endl;
+  } else {
+    std::cout << "jitter: " << fmt(o.seconds, 0) << " s trace, seed " << o.seed << ": " << ts.packets
+              << " packets, loss " << fmt(100.0 * ts.loss_ratio, 2) << " %, network delay p99 "
+              << fmt(ts.ideal_delay_ms_p99) << " ms (the trace's bound: a fixed delay of that receives 99 % of the "
+              << "delivered packets)\n";
+    auto line = [&](const char* name, const std::optional<ContenderResult>& r) {
+      if (!r) return;
+      if (!r->ok) {
+        std::cout << "  " << name << ": " << r->error << "\n";
+        return;
+      }
+      const double f = static_cast<double>(std::max<std::size_t>(r->frames, 1));
+      std::cout << "  " << name << ": concealed " << fmt(100.0 * static_cast<double>(r->concealed) / f, 2)
+                << " %, FEC-recovered " << fmt(100.0 * static_cast<double>(r->fec) / f, 2) << " %, delay mean "
+                << fmt(mean_of(*r)) << " ms, p99 " << fmt(percentile(r->delays_ms, 99).value_or(0.0)) << " ms ("
+                << r->frames << " frames)\n";
+    };
+    line("loa      ", loa_r);
+    line("gstreamer", gst_r);
+    if (playout) {
+      std::cout << "  loa playout counters: concealed " << counters.concealed << ", recovered_fec "
+                << counters.recovered_fec << ", late " << counters.late << ", lost " << counters.lost
+                << ", underruns " << counters.underruns << ", target delay at end " << counters.target_delay_ms
+                << " ms\n";
+    }
+    if (fewer_concealed) {
+      std::cout << "  target: Loa conceals fewer frames: " << (*fewer_concealed ? "PASS" : "FAIL")
+                << "; Loa mean delay <= half of GStreamer's: " << (*half_delay ? "PASS" : "FAIL") << "\n";
+    }
+  }
+  if (!o.keep_workdir && o.workdir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(workdir, ec);
+  } else {
+    say(quiet, "work files kept in " + workdir);
+  }
+  const bool ok = (!loa_r || loa_r->ok) && (!gst_r || gst_r->ok);
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+void add_jitter_scenario(CLI::App& app, int& exit_code) {
+  auto opt = std::make_shared<JitterOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "jitter",
+      "Replay one seeded impaired Opus trace in real time into Loa's playout and GStreamer's rtpjitterbuffer; "
+      "concealment and send-to-output delay measured from the output");
+  sub->add_option("--seconds", opt->seconds, "Trace length")->check(CLI::Range(5.0, 3600.0))->capture_default_str();
+  sub->add_option("--seed", opt->seed, "Seed of the signal and the impairment")->capture_default_str();
+  sub->add_option("--loss", opt->loss, "Mean Gilbert-Elliott loss rate")
+      ->check(CLI::Range(0.0, 0.5))
+      ->capture_default_str();
+  sub->add_option("--burst", opt->burst, "Mean loss burst length (packets)")
+      ->check(CLI::Range(1.0, 50.0))
+      ->capture_default_str();
+  sub->add_option("--delay-ms", opt->delay_ms, "Fixed network delay")->capture_default_str();
+  sub->add_option("--jitter-ms", opt->jitter_ms, "Jitter spread (95th percentile of the extra delay)")
+      ->capture_default_str();
+  sub->add_option("--jitter-dist", opt->jitter_dist, "Jitter distribution")
+      ->check(CLI::IsMember({"pareto", "normal", "uniform"}))
+      ->capture_default_str();
+  sub->add_option("--pareto-shape", opt->pareto_shape, "Pareto tail shape (smaller = heavier)")->capture_default_str();
+  sub->add_option("--reorder", opt->reorder, "Probability a packet is held back")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sub->add_option("--reorder-ms", opt->reorder_ms, "Hold-back of a reordered packet")->capture_default_str();
+  sub->add_option("--bitrate", opt->bitrate, "Opus bitrate")->check(CLI::Range(6000, 510000))->capture_default_str();
+  sub->add_option("--block-ms", opt->block_ms, "Loa's render block (the sink's cadence)")
+      ->check(CLI::IsMember({5, 10, 20}))
+      ->capture_default_str();
+  sub->add_option("--warmup", opt->warmup_s, "Seconds at the start not judged")->capture_default_str();
+  sub->add_option("--gst-latency", opt->gst_latency_ms, "rtpjitterbuffer latency (ms; GStreamer's default 200)")
+      ->capture_default_str();
+  sub->add_option("--loa-quantile", opt->loa_quantile,
+                  "Loa's PlayoutConfig::delay_quantile (0: its default); for tuning experiments")
+      ->check(CLI::Range(0.0, 0.9999));
+  sub->add_option("--gst-launch", opt->gst_launch, "gst-launch-1.0 binary")->capture_default_str();
+  sub->add_option("--contenders", opt->contenders, "Which to run: loa,gstreamer")->delimiter(',');
+  sub->add_option("--workdir", opt->workdir, "Directory for the FIFO and logs (default: a temporary one)");
+  sub->add_flag("--keep-workdir", opt->keep_workdir, "Keep the temporary directory");
+  sub->add_flag("--json", opt->json, "Print one JSON object on stdout");
+  sub->callback([opt, &exit_code] {
+    try {
+      exit_code = run_jitter(*opt);
+    } catch (const std::exception& e) {
+      std::cerr << "loa-bench jitter: " << e.what() << std::endl;
+      exit_code = 1;
+    }
+  });
+}
+
+}  // namespace loa::bench

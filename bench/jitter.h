@@ -1,0 +1,12 @@
+// `loa-bench jitter`: one seeded impaired packet trace replayed in real time
+// into Loa's adaptive playout and into GStreamer's rtpjitterbuffer + opusdec;
+// concealed frames and send-to-output delay measured from each one's output.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace loa::bench {
+
+void add_jitter_scenario(CLI::App& app, int& exit_code);
+
+}  // namespace loa::bench
