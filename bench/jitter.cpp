@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "loa/codecs/audio_format.h"
 #include "loa/engine/playout.h"
 #include "loa/transport/impairment.h"
@@ -85,23 +86,6 @@ void say(bool quiet, const std::string& s) {
   if (!quiet) std::cerr << "[loa-bench] jitter: " << s << std::endl;
 }
 
-// A UDP port on 127.0.0.1 free right now (the kernel's pick; closed again).
-std::uint16_t free_udp_port() {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind: " + std::string(std::strerror(errno)));
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 tr::ImpairmentConfig impairment(const JitterOptions& o) {
   tr::ImpairmentConfig c;
   c.seed = o.seed;
@@ -111,9 +95,7 @@ tr::ImpairmentConfig impairment(const JitterOptions& o) {
   }
   c.delay_ns = std::llround(o.delay_ms * 1e6);
   if (o.jitter_ms > 0.0) {
-    c.jitter = o.jitter_dist == "normal"    ? tr::JitterDistribution::Normal
-               : o.jitter_dist == "uniform" ? tr::JitterDistribution::Uniform
-                                            : tr::JitterDistribution::Pareto;
+    c.jitter = jitter_distribution(o.jitter_dist);
     c.jitter_spread_ns = std::llround(o.jitter_ms * 1e6);
   }
   c.pareto_shape = o.pareto_shape;
@@ -376,12 +358,6 @@ bool has(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-std::string fmt(double v, int prec = 1) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.*f", prec, v);
-  return b;
-}
-
 int run_jitter(const JitterOptions& o) {
   const bool quiet = false;
   for (const auto& c : o.contenders) {
@@ -399,24 +375,17 @@ int run_jitter(const JitterOptions& o) {
   to.impairment = impairment(o);
   const PacketTrace trace = record_trace(signal, to);
   const TraceStats& ts = trace.stats;
-  say(quiet, "trace: " + std::to_string(ts.packets) + " packets, loss " + fmt(100.0 * ts.loss_ratio, 2) +
+  say(quiet, "trace: " + std::to_string(ts.packets) + " packets, loss " + fmt_fixed(100.0 * ts.loss_ratio, 2) +
                  " %, reordered " + std::to_string(ts.reordered) + ", FEC in " + std::to_string(ts.with_fec) +
-                 ", network delay p50 " + fmt(ts.delay_ms_p50) + " ms, p99 " + fmt(ts.ideal_delay_ms_p99) +
-                 " ms, max " + fmt(ts.delay_ms_max) + " ms");
+                 ", network delay p50 " + fmt_fixed(ts.delay_ms_p50) + " ms, p99 " + fmt_fixed(ts.ideal_delay_ms_p99) +
+                 " ms, max " + fmt_fixed(ts.delay_ms_max) + " ms");
   const Calibration cal = calibrate(trace, signal);
-  say(quiet, "detector on the clean decode: " + fmt(100.0 * cal.clean_seen_ratio, 2) + " % of frames found, bias " +
-                 fmt(static_cast<double>(cal.bias_ns) / 1e6, 2) + " ms");
+  say(quiet, "detector on the clean decode: " + fmt_fixed(100.0 * cal.clean_seen_ratio, 2) +
+                 " % of frames found, bias " + fmt_fixed(static_cast<double>(cal.bias_ns) / 1e6, 2) + " ms");
   const std::vector<TraceEvent> events = arrival_order(trace);
 
   // Work directory for the FIFO and gst log.
-  std::string workdir = o.workdir;
-  if (workdir.empty()) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "loa-bench-jitter-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    workdir = tmpl;
-  } else {
-    std::filesystem::create_directories(workdir);
-  }
+  const std::string workdir = open_workdir(o.workdir, "loa-bench-jitter");
 
   // (c) GStreamer, started first so that it is playing before the replay.
   std::optional<ChildProcess> gst;
@@ -458,7 +427,7 @@ int run_jitter(const JitterOptions& o) {
 
   // (b + c) Real-time replay: each packet at its recorded arrival time, to both.
   const bool rt = tr::set_realtime_priority(40);
-  say(quiet, std::string("replaying ") + fmt(o.seconds, 0) + " s in real time" +
+  say(quiet, std::string("replaying ") + fmt_fixed(o.seconds, 0) + " s in real time" +
                  (rt ? " (SCHED_FIFO)" : " (normal priority)"));
   const std::int64_t t0 = mono_ns() + 300'000'000;
   const std::int64_t end = t0 + span_ns;
@@ -570,16 +539,17 @@ int run_jitter(const JitterOptions& o) {
         .add_int("seed", static_cast<double>(o.seed))
         .add("seconds", std::optional<double>(o.seconds))
         .add("warmup_s", std::optional<double>(o.warmup_s))
-        .add("impairment", "gilbert-elliott loss " + fmt(o.loss, 3) + " burst " + fmt(o.burst, 1) + ", delay " +
-                               fmt(o.delay_ms) + " ms + " + o.jitter_dist + " jitter " + fmt(o.jitter_ms) +
-                               " ms (shape " + fmt(o.pareto_shape) + "), reorder " + fmt(o.reorder, 3) + " x " +
-                               fmt(o.reorder_ms) + " ms")
+        .add("impairment", "gilbert-elliott loss " + fmt_fixed(o.loss, 3) + " burst " + fmt_fixed(o.burst, 1) +
+                               ", delay " + fmt_fixed(o.delay_ms) + " ms + " + o.jitter_dist + " jitter " +
+                               fmt_fixed(o.jitter_ms) + " ms (shape " + fmt_fixed(o.pareto_shape) + "), reorder " +
+                               fmt_fixed(o.reorder, 3) + " x " + fmt_fixed(o.reorder_ms) + " ms")
         .add_int("send_errors", static_cast<double>(send_errors));
     std::cout << out.str() << std::endl;
   } else {
-    std::cout << "jitter: " << fmt(o.seconds, 0) << " s trace, seed " << o.seed << ": " << ts.packets
-              << " packets, loss " << fmt(100.0 * ts.loss_ratio, 2) << " %, network delay p99 "
-              << fmt(ts.ideal_delay_ms_p99) << " ms (the trace's bound: a fixed delay of that receives 99 % of the "
+    std::cout << "jitter: " << fmt_fixed(o.seconds, 0) << " s trace, seed " << o.seed << ": " << ts.packets
+              << " packets, loss " << fmt_fixed(100.0 * ts.loss_ratio, 2) << " %, network delay p99 "
+              << fmt_fixed(ts.ideal_delay_ms_p99)
+              << " ms (the trace's bound: a fixed delay of that receives 99 % of the "
               << "delivered packets)\n";
     auto line = [&](const char* name, const std::optional<ContenderResult>& r) {
       if (!r) return;
@@ -588,10 +558,10 @@ int run_jitter(const JitterOptions& o) {
         return;
       }
       const double f = static_cast<double>(std::max<std::size_t>(r->frames, 1));
-      std::cout << "  " << name << ": concealed " << fmt(100.0 * static_cast<double>(r->concealed) / f, 2)
-                << " %, FEC-recovered " << fmt(100.0 * static_cast<double>(r->fec) / f, 2) << " %, delay mean "
-                << fmt(mean_of(*r)) << " ms, p99 " << fmt(percentile(r->delays_ms, 99).value_or(0.0)) << " ms ("
-                << r->frames << " frames)\n";
+      std::cout << "  " << name << ": concealed " << fmt_fixed(100.0 * static_cast<double>(r->concealed) / f, 2)
+                << " %, FEC-recovered " << fmt_fixed(100.0 * static_cast<double>(r->fec) / f, 2) << " %, delay mean "
+                << fmt_fixed(mean_of(*r)) << " ms, p99 " << fmt_fixed(percentile(r->delays_ms, 99).value_or(0.0))
+                << " ms (" << r->frames << " frames)\n";
     };
     line("loa      ", loa_r);
     line("gstreamer", gst_r);

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "loa/transport/impair_proxy.h"
 #include "loa/transport/impairment.h"
 #include "loa/transport/udp_socket.h"
@@ -52,22 +53,6 @@ struct LatencyOptions {
 };
 
 void say(const std::string& s) { std::cerr << "[loa-bench] latency: " << s << std::endl; }
-
-std::uint16_t free_udp_port() {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind: " + std::string(std::strerror(errno)));
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 std::string default_bin_dir() {
   std::error_code ec;
@@ -220,9 +205,7 @@ ModeResult run_mode(const LatencyOptions& o, const ModeSpec& m, const std::strin
       c.seed = o.seed;
       c.loss = tr::LossModel::GilbertElliott;
       c.gilbert_elliott = tr::GilbertElliottParams::from_mean(o.loss, o.burst);
-      c.jitter = o.jitter_dist == "normal"    ? tr::JitterDistribution::Normal
-                 : o.jitter_dist == "uniform" ? tr::JitterDistribution::Uniform
-                                              : tr::JitterDistribution::Pareto;
+      c.jitter = jitter_distribution(o.jitter_dist);
       c.jitter_spread_ns = std::llround(o.jitter_ms * 1e6);
       proxy = std::make_unique<tr::ImpairProxy>(pc);
       proxy->start();
@@ -270,12 +253,6 @@ ModeResult run_mode(const LatencyOptions& o, const ModeSpec& m, const std::strin
   return r;
 }
 
-std::string fmt(double v, int prec = 1) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.*f", prec, v);
-  return b;
-}
-
 int run_latency(const LatencyOptions& o) {
   std::vector<ModeSpec> specs;
   for (const auto& m : o.modes) {
@@ -286,14 +263,7 @@ int run_latency(const LatencyOptions& o) {
   }
   LatencyOptions opt = o;
   if (opt.bin_dir.empty()) opt.bin_dir = default_bin_dir();
-  std::string workdir = o.workdir;
-  if (workdir.empty()) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "loa-bench-latency-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    workdir = tmpl;
-  } else {
-    std::filesystem::create_directories(workdir);
-  }
+  const std::string workdir = open_workdir(o.workdir, "loa-bench-latency");
 
   JsonObject results;
   bool all_ok = true;
@@ -301,7 +271,7 @@ int run_latency(const LatencyOptions& o) {
   std::optional<double> clean_p99;
   std::optional<double> impaired_p99;
   for (const auto& spec : specs) {
-    say(spec.name + ": " + fmt(o.seconds, 0) + " s of clicks every " + std::to_string(o.click_ms) + " ms at " +
+    say(spec.name + ": " + fmt_fixed(o.seconds, 0) + " s of clicks every " + std::to_string(o.click_ms) + " ms at " +
         std::to_string(spec.ptime_ms) + " ms packet time" +
         (spec.impaired ? ", studio -> engine through the impairment proxy" : ""));
     const ModeResult r = run_mode(opt, spec, workdir);
@@ -330,8 +300,8 @@ int run_latency(const LatencyOptions& o) {
       }
       if (spec.name == "clean") clean_p99 = p99;
       if (spec.name == "impaired") impaired_p99 = p99;
-      lines.push_back(spec.name + ": p50 " + fmt(p50.value_or(0)) + " ms, p99 " + fmt(p99.value_or(0)) +
-                      " ms, max " + fmt(mx.value_or(0)) + " ms (" + std::to_string(r.clicks_heard) + " of " +
+      lines.push_back(spec.name + ": p50 " + fmt_fixed(p50.value_or(0)) + " ms, p99 " + fmt_fixed(p99.value_or(0)) +
+                      " ms, max " + fmt_fixed(mx.value_or(0)) + " ms (" + std::to_string(r.clicks_heard) + " of " +
                       std::to_string(r.clicks_sent) + " clicks heard)");
     }
     results.add(spec.name, j);
@@ -349,8 +319,8 @@ int run_latency(const LatencyOptions& o) {
         .add("seconds", std::optional<double>(o.seconds))
         .add_int("click_ms", o.click_ms)
         .add_int("speaker_block_ms", o.block_ms)
-        .add("impairment", "gilbert-elliott loss " + fmt(o.loss, 3) + " burst " + fmt(o.burst, 1) + " + " +
-                               o.jitter_dist + " jitter " + fmt(o.jitter_ms) + " ms, studio -> engine");
+        .add("impairment", "gilbert-elliott loss " + fmt_fixed(o.loss, 3) + " burst " + fmt_fixed(o.burst, 1) + " + " +
+                               o.jitter_dist + " jitter " + fmt_fixed(o.jitter_ms) + " ms, studio -> engine");
     std::cout << out.str() << std::endl;
   } else {
     std::cout << "latency (studio capture -> speaker output, CLOCK_MONOTONIC; speaker sink renders "

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <regex>
 
+#include "integration_util.h"
 #include "process.h"
 #include "temp_dir.h"
 
@@ -15,18 +16,9 @@ namespace {
 const std::string kEngine = LOA_ENGINE_BIN;
 const std::string kLoactl = LOA_LOACTL_BIN;
 
-struct Result {
-    int status = -1;
-    std::string out;
-};
+using Result = test::CommandResult;
 
-Result run(std::vector<std::string> argv, int timeout_ms = 20000) {
-    test::Process p(argv);
-    Result r;
-    r.out = p.read_all(timeout_ms);
-    r.status = p.wait(timeout_ms).value_or(-1000);
-    return r;
-}
+Result run(const std::vector<std::string>& argv, int timeout_ms = 20000) { return test::run_command(argv, timeout_ms); }
 
 // A loa-engine with a Unix socket and a TCP listener on a free loopback port.
 struct TcpEngine {
@@ -52,20 +44,10 @@ struct TcpEngine {
     }
     // loactl over TCP.
     Result tcp(std::vector<std::string> args, const std::string& token = {}) const {
-        std::vector<std::string> argv{kLoactl, "--host", host};
-        if (!token.empty()) {
-            argv.push_back("--token");
-            argv.push_back(token);
-        }
-        argv.insert(argv.end(), args.begin(), args.end());
-        return run(argv);
+        return run(test::loactl_argv("--host", host, args, token));
     }
     // loactl on the Unix socket as local admin (root or the engine's uid: the test's).
-    Result local(std::vector<std::string> args) const {
-        std::vector<std::string> argv{kLoactl, "--socket", socket};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return run(argv);
-    }
+    Result local(std::vector<std::string> args) const { return run(test::loactl_argv("--socket", socket, args)); }
     std::string make_token(const std::string& name, const std::string& role, const std::string& level,
                            const std::string& zone = {}) const {
         std::vector<std::string> args{"--json", "operators", "create", name, "--role", role, "--level", level};
@@ -133,11 +115,7 @@ TEST_CASE("control_tcp_loactl_needs_a_token_on_every_request", "[integration][co
 
 TEST_CASE("control_tcp_listener_is_off_unless_configured", "[integration][control]") {
     test::TempDir dir("loa-ctl-tcp");
-    std::ofstream(dir / "engine.toml") << "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n";
-    test::Process engine({kEngine, "--config", (dir / "engine.toml").string(), "--duration", "0.5"},
-                         (dir / "engine.log").string());
-    const auto out = engine.read_all(20000);
-    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+    const auto out = test::run_engine_briefly(dir, "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n");
     REQUIRE(out.find("control ") != std::string::npos);
     REQUIRE(out.find("control-tcp") == std::string::npos);
 }

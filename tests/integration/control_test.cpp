@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 
+#include "integration_util.h"
 #include "process.h"
 #include "temp_dir.h"
 
@@ -15,27 +16,13 @@ using namespace loa;
 
 namespace {
 const std::string kEngine = LOA_ENGINE_BIN;
-const std::string kLoactl = LOA_LOACTL_BIN;
 
-struct Result {
-    int status = -1;
-    std::string out;
-};
+using Result = test::CommandResult;
 
 struct Ctl {
     std::string socket;
     Result run(std::vector<std::string> args, const std::string& token = {}) const {
-        std::vector<std::string> argv{kLoactl, "--socket", socket};
-        if (!token.empty()) {
-            argv.push_back("--token");
-            argv.push_back(token);
-        }
-        argv.insert(argv.end(), args.begin(), args.end());
-        test::Process p(argv);
-        Result r;
-        r.out = p.read_all(20000);
-        r.status = p.wait(20000).value_or(-1000);
-        return r;
+        return test::run_command(test::loactl_argv("--socket", socket, args, token));
     }
     void ok(std::vector<std::string> args, const std::string& token = {}) const {
         const auto r = run(args, token);
@@ -162,11 +149,7 @@ TEST_CASE("loactl_drives_engine_over_unix_socket", "[integration][control]") {
 
 TEST_CASE("engine_without_state_dir_has_no_control_socket", "[integration][control]") {
     test::TempDir dir("loa-ctl");
-    std::ofstream(dir / "engine.toml") << "[engine]\nlisten = \"127.0.0.1:0\"\n";
-    test::Process engine({kEngine, "--config", (dir / "engine.toml").string(), "--duration", "0.5"},
-                         (dir / "engine.log").string());
-    const auto out = engine.read_all(20000);
-    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+    const auto out = test::run_engine_briefly(dir, "[engine]\nlisten = \"127.0.0.1:0\"\n");
     REQUIRE(out.find("listening") != std::string::npos);
     REQUIRE(out.find("control") == std::string::npos);
 }

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "audio_check.h"
+#include "integration_util.h"
 #include "process.h"
 #include "temp_dir.h"
 #include "udp_receiver.h"
@@ -17,7 +18,6 @@ using namespace loa;
 
 namespace {
 const std::string kEngine = LOA_ENGINE_BIN;
-const std::string kSpeaker = LOA_SPEAKER_BIN;
 
 struct SdpMedia {
     unsigned port = 0;
@@ -85,15 +85,11 @@ TEST_CASE("gstreamer_plays_loa_programme_from_sdp", "[integration][interop]") {
 
 TEST_CASE("speaker_plays_gstreamer_stream", "[integration][interop]") {
     test::TempDir dir("loa-gst-tx");
-    test::Process speaker({kSpeaker, "--cluster-id", "gst-peer", "--listen", "127.0.0.1:0", "--engine", "127.0.0.1",
-                           "--out", (dir / "speaker.wav").string(), "--stats-json"},
-                          (dir / "speaker.log").string());
-    const auto line = speaker.read_line(10000);
-    REQUIRE(line);
-    std::smatch m;
-    const std::string l = *line;
-    REQUIRE(std::regex_match(l, m, std::regex("listening 127\\.0\\.0\\.1:([0-9]+)")));
-    const auto port = m[1].str();
+    unsigned speaker_port = 0;
+    const auto speaker_proc =
+        test::start_speaker("gst-peer", dir / "speaker.wav", "127.0.0.1", speaker_port, dir / "speaker.log");
+    test::Process& speaker = *speaker_proc;
+    const auto port = std::to_string(speaker_port);
 
     // 3 s of a live 1 kHz tone, 20 ms Opus frames.
     test::Process gst({"gst-launch-1.0", "-q", "audiotestsrc", "is-live=true", "freq=1000", "volume=0.5",

@@ -22,6 +22,7 @@
 #include <boost/asio/ip/udp.hpp>
 
 #include "audio_check.h"
+#include "integration_util.h"
 #include "loa/codecs/audio_format.h"
 #include "loa/codecs/dsp.h"
 #include "loa/codecs/opus_encoder.h"
@@ -35,49 +36,15 @@ using boost::asio::ip::udp;
 
 namespace {
 
+using test::read_file;
+using test::start_speaker;
+using test::json_int;
+using test::json_object;
+using test::wait_until;
+
 const std::string kEngine = LOA_ENGINE_BIN;
-const std::string kSpeaker = LOA_SPEAKER_BIN;
 const std::string kStudio = LOA_STUDIO_BIN;
 constexpr std::uint32_t kStudioSsrc = 305419896;
-
-std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-/// Value of an integer field in JSON ("name":123 or "name":"123"), first match.
-long json_int(const std::string& json, const std::string& name) {
-    std::smatch m;
-    if (std::regex_search(json, m, std::regex("\"" + name + "\"\\s*:\\s*\"?(-?[0-9]+)"))) return std::stol(m[1]);
-    return -1;
-}
-
-/// The text of the JSON object that follows "key": (no nested objects inside).
-std::string json_object(const std::string& json, const std::string& key) {
-    const auto at = json.find("\"" + key + "\":");
-    if (at == std::string::npos) return {};
-    const auto open = json.find('{', at);
-    const auto close = json.find('}', open);
-    if (open == std::string::npos || close == std::string::npos) return {};
-    return json.substr(open, close - open + 1);
-}
-
-std::unique_ptr<test::Process> start_speaker(const std::string& id, const std::filesystem::path& wav,
-                                             unsigned& port, const std::filesystem::path& log) {
-    auto p = std::make_unique<test::Process>(
-        std::vector<std::string>{kSpeaker, "--cluster-id", id, "--listen", "127.0.0.1:0", "--engine", "127.0.0.1",
-                                 "--out", wav.string(), "--stats-json"},
-        log.string());
-    const auto line = p->read_line(10000);
-    REQUIRE(line);
-    std::smatch m;
-    const std::string l = *line;
-    REQUIRE(std::regex_match(l, m, std::regex("listening 127\\.0\\.0\\.1:([0-9]+)")));
-    port = static_cast<unsigned>(std::stoul(m[1]));
-    return p;
-}
 
 /// An engine with one studio feeding programme "live" heard by `clusters`.
 /// Returns the engine's ingest port (from its "ingest HOST:PORT" line).
@@ -111,17 +78,6 @@ std::unique_ptr<test::Process> start_engine(const test::TempDir& dir,
     return engine;
 }
 
-
-/// Waits (up to `limit`) until `pred()` holds, checking every 10 ms.
-template <typename Pred>
-bool wait_until(Pred pred, std::chrono::seconds limit = std::chrono::seconds(20)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return true;
-}
 
 // RTP packets of a tone with the studio's SSRC, as an impostor would send them.
 std::vector<std::vector<std::uint8_t>> impostor_packets(int count) {
@@ -161,7 +117,7 @@ TEST_CASE("live_studio_through_impairment_to_10_speakers", "[integration][ingest
     for (int i = 0; i < kSpeakers; ++i) {
         const auto id = "sp-" + std::to_string(i);
         unsigned port = 0;
-        speakers.push_back(start_speaker(id, dir / (id + ".wav"), port, dir / (id + ".log")));
+        speakers.push_back(start_speaker(id, dir / (id + ".wav"), "127.0.0.1", port, dir / (id + ".log")));
         clusters.emplace_back(id, port);
     }
     unsigned ingest_port = 0;
@@ -237,7 +193,7 @@ TEST_CASE("ingest_bad_input_dropped_live_programme_undisturbed", "[integration][
     REQUIRE(std::filesystem::exists(kStudio));
     test::TempDir dir("loa-ingest-bad");
     unsigned speaker_port = 0;
-    auto speaker = start_speaker("victim", dir / "victim.wav", speaker_port, dir / "speaker.log");
+    auto speaker = start_speaker("victim", dir / "victim.wav", "127.0.0.1", speaker_port, dir / "speaker.log");
     unsigned ingest_port = 0;
     auto engine = start_engine(dir, {{"victim", speaker_port}}, ingest_port);
     const udp::endpoint ingest(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(ingest_port));

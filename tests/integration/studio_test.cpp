@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "audio_check.h"
+#include "integration_util.h"
 #include "process.h"
 #include "temp_dir.h"
 
@@ -19,12 +20,8 @@ using namespace loa;
 
 namespace {
 const std::string kStudio = LOA_STUDIO_BIN;
-const std::string kSpeaker = LOA_SPEAKER_BIN;
 
-std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::read_file;
 
 std::uint64_t json_number(const std::string& json, const std::string& key) {
     std::smatch m;
@@ -42,15 +39,11 @@ std::int64_t monotonic_now_ns() {
 TEST_CASE("studio_tone_plays_on_speaker", "[integration][studio]") {
     REQUIRE(std::filesystem::exists(kStudio));
     test::TempDir dir("loa-studio-tone");
-    test::Process speaker({kSpeaker, "--cluster-id", "studio-peer", "--listen", "127.0.0.1:0", "--engine",
-                           "127.0.0.1", "--out", (dir / "speaker.wav").string(), "--stats-json"},
-                          (dir / "speaker.log").string());
-    const auto line = speaker.read_line(10000);
-    REQUIRE(line);
-    std::smatch m;
-    const std::string l = *line;
-    REQUIRE(std::regex_match(l, m, std::regex("listening 127\\.0\\.0\\.1:([0-9]+)")));
-    const auto port = m[1].str();
+    unsigned speaker_port = 0;
+    const auto speaker_proc =
+        test::start_speaker("studio-peer", dir / "speaker.wav", "127.0.0.1", speaker_port, dir / "speaker.log");
+    test::Process& speaker = *speaker_proc;
+    const auto port = std::to_string(speaker_port);
 
     test::Process studio({kStudio, "--to", "127.0.0.1:" + port, "--tone", "440", "--duration", "3", "--ssrc",
                           "305419896", "--cname", "district-7", "--stats-json"},

@@ -32,6 +32,7 @@
 #include "loa/transport/cluster_status.h"
 #include "loa/transport/rtcp_packet.h"
 #include "loa/transport/rtp_packet.h"
+#include "tone_rtp_stream.h"
 
 using namespace loa;
 using boost::asio::ip::udp;
@@ -42,46 +43,10 @@ constexpr std::int64_t kMs = 1'000'000;
 constexpr std::size_t kFrame = 960;
 
 // Opus packets of a continuous tone, wrapped in RTP.
-class ToneStream {
+class ToneStream : public test::ToneRtpStream {
 public:
     ToneStream(std::uint32_t ssrc, std::uint16_t first_seq, double hz = 1000.0)
-        : ssrc_(ssrc), seq_(first_seq), tone_(hz, 0.5), encoder_(config()) {}
-
-    std::vector<std::uint8_t> next(bool marker = false) {
-        std::array<float, kFrame> pcm{};
-        tone_.render(pcm);
-        std::array<std::uint8_t, codecs::kMaxOpusPacketBytes> opus{};
-        std::size_t opus_len = 0;
-        REQUIRE(encoder_.encode(pcm, opus, opus_len) == codecs::Status::Ok);
-        std::vector<std::uint8_t> pkt(transport::kMaxRtpPacket);
-        transport::RtpHeaderFields h;
-        h.marker = marker;
-        h.payload_type = 111;
-        h.sequence = seq_++;
-        h.timestamp = ts_;
-        h.ssrc = ssrc_;
-        ts_ += kFrame;
-        std::size_t n = 0;
-        REQUIRE(transport::write_rtp(pkt, h, {}, std::span<const std::uint8_t>(opus.data(), opus_len), n) ==
-                transport::Status::Ok);
-        pkt.resize(n);
-        return pkt;
-    }
-
-private:
-    static codecs::OpusEncoderConfig config() {
-        codecs::OpusEncoderConfig c;
-        c.bitrate_bps = 64000;
-        c.content = codecs::Content::Speech;
-        c.inband_fec = true;
-        c.expected_loss_pct = 20;
-        return c;
-    }
-    std::uint32_t ssrc_;
-    std::uint16_t seq_;
-    std::uint32_t ts_ = 12345;
-    codecs::ToneGenerator tone_;
-    codecs::OpusEncoder encoder_;
+        : ToneRtpStream({ssrc, first_seq, 12345, hz, 111, 20}) {}
 };
 
 speaker::SpeakerConfig pipeline_config() {

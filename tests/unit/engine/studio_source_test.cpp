@@ -18,6 +18,7 @@
 #include "loa/engine/ingest.h"
 #include "loa/engine/studio_source.h"
 #include "loa/transport/rtp_packet.h"
+#include "tone_rtp_stream.h"
 
 using namespace loa;
 using boost::asio::ip::make_address;
@@ -30,52 +31,10 @@ constexpr std::size_t kFrame = 960;  // 20 ms
 const udp::endpoint kStudio(make_address("127.0.0.1"), 40000);
 
 // What loa-studio sends: a tone, Opus with in-band FEC, RTP.
-class StudioStream {
+class StudioStream : public test::ToneRtpStream {
 public:
-    StudioStream(std::uint32_t ssrc, double hz) : ssrc_(ssrc), tone_(hz, 0.5), encoder_(config()) {}
-
-    std::vector<std::uint8_t> next() {
-        std::array<float, kFrame> pcm{};
-        tone_.render(pcm);
-        std::array<std::uint8_t, codecs::kMaxOpusPacketBytes> opus{};
-        std::size_t opus_len = 0;
-        REQUIRE(encoder_.encode(pcm, opus, opus_len) == codecs::Status::Ok);
-        std::vector<std::uint8_t> pkt(transport::kMaxRtpPacket);
-        transport::RtpHeaderFields h;
-        h.payload_type = 96;
-        h.sequence = seq_++;
-        h.timestamp = ts_;
-        h.ssrc = ssrc_;
-        ts_ += static_cast<std::uint32_t>(kFrame);
-        std::size_t n = 0;
-        REQUIRE(transport::write_rtp(pkt, h, {}, std::span<const std::uint8_t>(opus.data(), opus_len), n) ==
-                transport::Status::Ok);
-        pkt.resize(n);
-        return pkt;
-    }
-
-    /// The studio's clock moves on without sending (a dropped connection).
-    void skip(int frames) {
-        std::array<float, kFrame> pcm{};
-        for (int i = 0; i < frames; ++i) tone_.render(pcm);
-        ts_ += static_cast<std::uint32_t>(static_cast<std::size_t>(frames) * kFrame);
-        seq_ = static_cast<std::uint16_t>(seq_ + frames);
-    }
-
-private:
-    static codecs::OpusEncoderConfig config() {
-        codecs::OpusEncoderConfig c;
-        c.bitrate_bps = 64000;
-        c.content = codecs::Content::Speech;
-        c.inband_fec = true;
-        c.expected_loss_pct = 10;
-        return c;
-    }
-    std::uint32_t ssrc_;
-    std::uint16_t seq_ = 65000;  // wraps during the tests
-    std::uint32_t ts_ = 4'000'000'000u;
-    codecs::ToneGenerator tone_;
-    codecs::OpusEncoder encoder_;
+    StudioStream(std::uint32_t ssrc, double hz)
+        : ToneRtpStream({ssrc, 65000, 4'000'000'000u, hz, 96, 10}) {}  // the sequence wraps during the tests
 };
 
 // One 20 ms media tick: the studio's packet (if any) arrives, then the source renders.
