@@ -1,6 +1,7 @@
 // loa-bench: the benchmarking harness. One subcommand per scenario.
 #include <CLI/CLI.hpp>
 
+#include "control_bench.h"
 #include "fanout.h"
 #include "impair.h"
 #include "jitter.h"
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   loa::bench::add_fanout_scenario(app, exit_code);
+  loa::bench::add_control_scenario(app, exit_code);
   loa::bench::add_impair_command(app, exit_code);
   loa::bench::add_jitter_scenario(app, exit_code);
   loa::bench::add_latency_scenario(app, exit_code);

@@ -107,5 +107,8 @@ TEST_CASE("speaker_plays_gstreamer_stream", "[integration][interop]") {
     const auto check = test::check_tone(test::read_wav(dir / "speaker.wav"));
     CHECK(check.audible_samples >= 2 * 48000);
     CHECK(check.fit.frequency_hz == Approx(1000).margin(2));
-    CHECK(check.fit.snr_db >= 20);
+    // Judged in 100 ms windows: the speaker's adaptive playout may stretch by
+    // whole pitch periods while it settles, which a single sine fit over the
+    // whole output counts as noise although nothing audible happened.
+    CHECK(test::tone_window_share(test::read_wav(dir / "speaker.wav"), 1000.0, 20.0) >= 0.9);
 }

@@ -69,7 +69,10 @@ TEST_CASE("studio_tone_plays_on_speaker", "[integration][studio]") {
     const auto check = test::check_tone(test::read_wav(dir / "speaker.wav"));
     CHECK(check.audible_samples >= static_cast<std::size_t>(2.8 * 48000));
     CHECK(check.fit.frequency_hz == Approx(440).margin(2));
-    CHECK(check.fit.snr_db >= 20);
+    // Judged in 100 ms windows: the speaker's adaptive playout may stretch by
+    // whole pitch periods while it settles, which a single sine fit over the
+    // whole output counts as noise although nothing audible happened.
+    CHECK(test::tone_window_share(test::read_wav(dir / "speaker.wav"), 440.0, 20.0) >= 0.9);
 }
 
 TEST_CASE("studio_click_send_times_logged", "[integration][studio]") {

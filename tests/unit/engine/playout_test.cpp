@@ -579,3 +579,60 @@ void run_drift(double ppm) {
 TEST_CASE("drift_plus_200ppm", "[playout][drift]") { run_drift(200.0); }
 
 TEST_CASE("drift_minus_200ppm", "[playout][drift]") { run_drift(-200.0); }
+
+TEST_CASE("dtx_gap_resumes_without_loss", "[playout]") {
+    // A sender in DTX stops sending during silence: the sequence numbers run
+    // on without a hole, the timestamp jumps by the silent time, and the first
+    // packet after it carries the marker bit. Nothing is lost or late, and the
+    // stream plays again at its target delay.
+    const auto payloads = encode_tone(100);
+    Playout p;
+    StreamSpec s;
+    std::vector<SimPacket> packets;
+    constexpr std::size_t kBefore = 100;
+    constexpr std::size_t kSilentFrames = 50;  // 1 s without packets
+    for (std::size_t i = 0; i < 2 * kBefore; ++i) {
+        const std::size_t frame = i < kBefore ? i : i + kSilentFrames;
+        const auto seq = static_cast<std::uint16_t>(s.first_seq + i);
+        const auto ts = static_cast<std::uint32_t>(s.first_ts + frame * s.samples);
+        packets.push_back({static_cast<std::int64_t>(frame) * s.period_ns, i,
+                           make_rtp(seq, ts, s.ssrc, payload_for(payloads, i), i == kBefore)});
+    }
+    Sim sim{p, packets};
+    // Up to the last packet's arrival: after it the stream has simply ended.
+    sim.run_until(static_cast<std::int64_t>(2 * kBefore + kSilentFrames - 1) * s.period_ns + 5 * kMs);
+    INFO("target " << p.stats().target_delay_ms.load() << " current " << p.stats().current_delay_ms.load()
+                   << " concealed " << p.stats().concealed.load());
+    CHECK(p.stats().frames_decoded.load() >= 2 * kBefore - 2);  // the last one or two are still buffered
+    CHECK(p.stats().lost.load() == 0);
+    CHECK(p.stats().late.load() == 0);
+    CHECK(p.stats().ssrc_changes.load() == 1);
+    CHECK(std::abs(p.stats().current_delay_ms.load() - p.stats().target_delay_ms.load()) <= 5);
+    // The tone is back after the pause.
+    const auto resumed = sim.output_after(static_cast<std::int64_t>(kBefore + kSilentFrames) * s.period_ns + 300 * kMs);
+    REQUIRE(resumed.size() > 24000);
+    const auto fit = codecs::fit_tone(resumed.first(24000));
+    CHECK(fit.frequency_hz == Approx(1000.0).margin(1.0));
+    CHECK(fit.snr_db > 20.0);
+}
+
+TEST_CASE("clean_network_10ms_packets", "[playout]") {
+    const auto payloads = encode_tone(200, 1000.0, codecs::Content::Speech, 10, 64000, 10);
+    Playout p;
+    StreamSpec s;
+    s.samples = 480;
+    s.period_ns = 10 * kMs;
+    Sim sim{p, clean_arrivals(s, payloads, 800)};
+    sim.block = 480;
+    sim.phase_ns = 3 * kMs;
+    sim.run_until(8 * kSec);
+    INFO("target " << p.stats().target_delay_ms.load() << " current " << p.stats().current_delay_ms.load());
+    CHECK(p.stats().underruns.load() == 0);
+    CHECK(p.stats().concealed.load() == 0);
+    CHECK(p.stats().lost.load() == 0);
+    CHECK(p.stats().target_delay_ms.load() <= 15);
+    CHECK(std::abs(p.stats().current_delay_ms.load() - p.stats().target_delay_ms.load()) <= 5);
+    const auto fit = codecs::fit_tone(sim.output_after(1 * kSec).first(4 * 48000));
+    CHECK(fit.frequency_hz == Approx(1000.0).margin(1.0));
+    CHECK(fit.snr_db > 20.0);
+}
