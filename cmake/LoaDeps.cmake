@@ -6,6 +6,8 @@ find_package(Protobuf REQUIRED)
 
 pkg_check_modules(OPUS REQUIRED IMPORTED_TARGET opus)
 pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
+# libebur128 (libebur128-dev): EBU R128 loudness of uploaded clips (engine).
+pkg_check_modules(EBUR128 REQUIRED IMPORTED_TARGET libebur128)
 pkg_check_modules(SAMPLERATE REQUIRED IMPORTED_TARGET samplerate)
 pkg_check_modules(PORTAUDIO REQUIRED IMPORTED_TARGET portaudio-2.0)
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)

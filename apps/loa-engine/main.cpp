@@ -28,6 +28,8 @@
 #include "loa/engine/control_server.h"
 #include "loa/engine/control_service.h"
 #include "loa/engine/engine.h"
+#include "loa/engine/programme_control.h"
+#include "loa/engine/programme_manager.h"
 #include "loa/engine/sdp.h"
 #include "loa/engine/store.h"
 
@@ -74,12 +76,14 @@ void write_sdp_files(const loa::engine::EngineConfig& config, const boost::asio:
 // The control plane (store + service + socket), present when engine.state_dir is set.
 struct ControlPlane {
     std::unique_ptr<loa::engine::Store> store;
+    std::unique_ptr<loa::engine::ProgrammeManager> programmes;        // run-time programmes
+    std::unique_ptr<loa::engine::ProgrammeControl> programme_control;
     std::unique_ptr<loa::engine::ControlService> service;
     std::unique_ptr<loa::engine::ControlServer> server;
 };
 
 std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig& config,
-                                                 const loa::engine::Clock& clock, const loa::engine::Engine& engine) {
+                                                 const loa::engine::Clock& clock, loa::engine::Engine& engine) {
     const auto& dir = *config.engine.state_dir;
     std::filesystem::create_directories(dir);
     auto cp = std::make_unique<ControlPlane>();
@@ -88,6 +92,15 @@ std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig
     const auto seed = loa::engine::import_seed(*cp->store, config, clock);
     spdlog::info("control: {}", seed.summary);
     cp->service = std::make_unique<loa::engine::ControlService>(*cp->store, clock, static_cast<unsigned>(::geteuid()));
+    // Run-time programmes: created here, then used only by the control server's thread.
+    cp->programmes = std::make_unique<loa::engine::ProgrammeManager>(engine);
+    cp->programme_control = std::make_unique<loa::engine::ProgrammeControl>(*cp->store, *cp->programmes, clock);
+    if (const auto o = cp->programme_control->refresh_topology(); !o.ok()) {
+        spdlog::warn("control: zones and clusters not usable for programmes: {}", o.message);
+    }
+    for (const auto& problem : cp->programme_control->restore()) spdlog::warn("control: {}", problem);
+    if (const auto n = cp->programmes->list().size(); n > 0) spdlog::info("control: {} programme(s) restored", n);
+    cp->service->set_programme_control(cp->programme_control.get());
     cp->service->set_stats_provider([&engine] {
         loa::engine::v1::EngineStats stats;
         google::protobuf::util::JsonParseOptions opts;
@@ -187,7 +200,6 @@ int main(int argc, char** argv) {
     if (config.engine.state_dir) {
         try {
             control = open_control_plane(config, clock, *engine);
-            control->server->start();
         } catch (const std::exception& e) {
             spdlog::critical("cannot start the control plane: {}", e.what());
             return 1;
@@ -196,6 +208,9 @@ int main(int argc, char** argv) {
     const auto local = engine->local_endpoint();
     write_sdp_files(config, local);
     engine->start();
+    // Served only once the engine runs: control calls (run-time programmes)
+    // then come from the server's thread alone.
+    if (control) control->server->start();
     std::printf("listening %s:%u\n", local.address().to_string().c_str(), static_cast<unsigned>(local.port()));
     if (const auto ingest = engine->ingest_endpoint()) {
         std::printf("ingest %s:%u\n", ingest->address().to_string().c_str(), static_cast<unsigned>(ingest->port()));
@@ -255,7 +270,13 @@ int main(int argc, char** argv) {
     sd_notify(0, "STOPPING=1");
     spdlog::info("stopping ({})", sig > 0 ? strsignal(sig) : "duration reached");
     engine->stop();
-    if (control) control->server->stop();
+    if (control) {
+        control->server->stop();
+        // Run-time programmes go before the engine they live in.
+        control->service->set_programme_control(nullptr);
+        control->programme_control.reset();
+        control->programmes.reset();
+    }
     const auto json = engine->stats_json();
     if (!stats_out.empty()) {
         std::ofstream out(stats_out);

@@ -20,6 +20,8 @@
 #include "loa/control/v1/control.pb.h"
 #include "loa/engine/control_client.h"
 #include "loa/engine/control_status.h"
+#include "clips_cmd.h"
+#include "programmes_cmd.h"
 
 namespace pb = loa::control::v1;
 using loa::engine::ControlError;
@@ -258,6 +260,11 @@ int main(int argc, char** argv) {
     auto* orevoke = ops->add_subcommand("revoke", "revoke an operator's token");
     orevoke->add_option("name", name)->required();
 
+    loactl::ClipsCommands clips_cmds;
+    loactl::add_clips_commands(app, clips_cmds);
+    loactl::ProgrammesCommands programmes_cmds;
+    loactl::add_programmes_commands(app, programmes_cmds);
+
     auto* watch = app.add_subcommand("watch", "stream events");
     watch->add_option("--after", after_seq, "resume after this event seq");
     watch->add_flag("--from-now", from_now, "only new events");
@@ -413,6 +420,11 @@ int main(int argc, char** argv) {
                 if (o.json) std::cout << to_json(r) << "\n";
                 else std::cout << "operator " << name << " revoked\n";
             }
+        } else if (clips_cmds.parsed()) {
+            cli.set_status(loactl::run_clips_command(clips_cmds, cli.client(), o.token, o.json, o.timeout_ms));
+        } else if (programmes_cmds.parsed()) {
+            cli.set_status(
+                loactl::run_programmes_command(programmes_cmds, cli.client(), o.token, o.json, o.timeout_ms));
         } else if (watch->parsed()) {
             pb::WatchEventsRequest req;
             req.set_after_seq(after_seq);

@@ -108,7 +108,16 @@ ControlService::ControlService(Store& store, const Clock& clock, unsigned engine
         {"ListOperators", &ControlService::list_operators},
         {"CreateOperator", &ControlService::create_operator},
         {"RevokeOperator", &ControlService::revoke_operator},
+        {"BeginClipUpload", &ControlService::begin_clip_upload},
+        {"UploadClipChunk", &ControlService::upload_clip_chunk},
+        {"FinishClipUpload", &ControlService::finish_clip_upload},
+        {"ListClips", &ControlService::list_clips},
+        {"DeleteClip", &ControlService::delete_clip},
+        {"StartProgramme", &ControlService::start_programme},
+        {"StopProgramme", &ControlService::stop_programme},
+        {"ListProgrammes", &ControlService::list_programmes},
     };
+    open_clip_catalog();
 }
 
 std::vector<std::string> ControlService::methods() const {
@@ -390,6 +399,9 @@ std::string ControlService::delete_zone(const Caller& caller, const std::string&
     }
     if (const auto n = store_.operator_count_in_zone(z->id); n > 0) {
         fail(RpcCode::FailedPrecondition, "zone '" + z->id + "' is the scope of " + std::to_string(n) + " operator(s)");
+    }
+    if (const auto n = store_.clip_count_in_zone(z->id); n > 0) {
+        fail(RpcCode::FailedPrecondition, "zone '" + z->id + "' owns " + std::to_string(n) + " clip(s)");
     }
     std::uint64_t seq = 0;
     store_.write([&] {

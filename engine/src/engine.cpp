@@ -126,7 +126,7 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
     transport::FanoutConfig fc;
     fc.threads = config_.engine.fanout_threads;
     fc.max_batch = config_.engine.fanout_batch;
-    fc.max_groups = std::max<std::size_t>(config_.programs.size(), 1);
+    fc.max_groups = config_.programs.size() + kMaxRuntimeProgrammes;
     fc.miss_after_ns = min_period;
     fc.realtime_priority = config_.engine.realtime_priority;
     std::vector<int> fds4, fds6;
@@ -134,9 +134,13 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
     for (const auto& r : io_->v6) fds6.push_back(r->socket.native_handle());
     fanout_ = std::make_unique<transport::FanoutSender>(fc, fds4, fds6);
     // Every programme may hold a frame in each shard queue plus one being built.
-    pool_ = std::make_unique<transport::PacketPool>(std::max<std::size_t>(config_.programs.size(), 1) * 160);
+    pool_ = std::make_unique<transport::PacketPool>((config_.programs.size() + kMaxRuntimeProgrammes) * 160);
+    // Run-time programmes take the groups after the configured ones.
+    for (std::size_t i = kMaxRuntimeProgrammes; i-- > 0;) {
+        free_groups_.push_back(static_cast<std::uint32_t>(config_.programs.size() + i));
+    }
 
-    SourceContext context;
+    SourceContext& context = source_context_;
     context.clock = &clock_;
     context.find_studio = [this](const std::string& name) -> std::optional<StudioLink> {
         for (auto& st : studios_) {
@@ -181,7 +185,93 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
     }
 }
 
-Engine::~Engine() { stop(); }
+Engine::~Engine() {
+    stop();
+    // The media thread is gone: every run-time programme is ours again.
+    Command c;
+    while (commands_.pop(c)) {}
+    Program* p = nullptr;
+    while (released_.pop(p)) {}
+    for (auto& [group, program] : runtime_) fanout_->clear(group);
+}
+
+std::uint32_t Engine::add_programme(const ProgramConfig& config) {
+    collect_programmes();
+    if (free_groups_.empty()) {
+        throw std::runtime_error("programme '" + config.name + "': all " + std::to_string(kMaxRuntimeProgrammes) +
+                                 " run-time programme slots are in use");
+    }
+    for (const auto& src : config.sources) {
+        if (src.type == SourceConfig::Type::Studio) {
+            throw std::runtime_error("programme '" + config.name +
+                                     "': studio sources cannot be added at run time yet");
+        }
+    }
+    const auto group = free_groups_.back();
+    auto program = std::make_unique<Program>(config, group, config_.engine.cname, source_context_);
+    fanout_->clear(group);
+    Program* raw = program.get();
+    runtime_.emplace(group, std::move(program));
+    runtime_removed_[group] = false;
+    free_groups_.pop_back();
+    // Never full: each live programme has at most an add and a remove queued.
+    [[maybe_unused]] const bool pushed = commands_.push(Command{raw, true});
+    return group;
+}
+
+bool Engine::remove_programme(std::uint32_t group) {
+    auto it = runtime_.find(group);
+    if (it == runtime_.end() || runtime_removed_[group]) return false;
+    fanout_->clear(group);
+    runtime_removed_[group] = true;
+    [[maybe_unused]] const bool pushed = commands_.push(Command{it->second.get(), false});
+    collect_programmes();
+    return true;
+}
+
+std::size_t Engine::set_programme_destinations(std::uint32_t group,
+                                               std::span<const transport::Destination> destinations) {
+    auto it = runtime_.find(group);
+    if (it == runtime_.end() || runtime_removed_[group]) return 0;
+    return fanout_->set_destinations(group, destinations);
+}
+
+std::size_t Engine::collect_programmes() {
+    std::size_t n = 0;
+    auto free_one = [&](std::uint32_t group) {
+        runtime_.erase(group);
+        runtime_removed_.erase(group);
+        free_groups_.push_back(group);
+        ++n;
+    };
+    if (media_thread_.joinable()) {
+        Program* p = nullptr;
+        while (released_.pop(p)) free_one(p->group());
+    } else {
+        // No media thread: nothing holds the removed programmes but the queue.
+        std::vector<Command> keep;
+        Command c;
+        while (commands_.pop(c)) {
+            if (!c.add) {
+                std::erase_if(keep, [&](const Command& k) { return k.program == c.program; });
+                free_one(c.program->group());
+            } else {
+                keep.push_back(c);
+            }
+        }
+        for (const auto& k : keep) (void)commands_.push(k);
+    }
+    fanout_->collect_garbage();
+    return n;
+}
+
+const Program* Engine::runtime_programme(std::uint32_t group) const noexcept {
+    auto it = runtime_.find(group);
+    if (it == runtime_.end()) return nullptr;
+    auto r = runtime_removed_.find(group);
+    if (r != runtime_removed_.end() && r->second) return nullptr;
+    return it->second.get();
+}
 
 void Engine::emit(const std::string& message) const {
     if (events_) events_(message);
@@ -264,7 +354,8 @@ void Engine::start() {
                 emit("cluster '" + id + "' offline: no report for " +
                      std::to_string(config_.engine.cluster_timeout_s) + " s");
             }
-            fanout_->collect_garbage();
+            // (Retired fan-out sets are freed on the control thread, by
+            // set_programme_destinations() and collect_programmes().)
             (*sweep)();
         });
     };
@@ -374,18 +465,66 @@ void Engine::media_loop() {
     // Absolute deadlines: programme i's frame n is due at start + n * period_i.
     const std::int64_t start = clock_.now_ns() + 2'000'000;
     std::vector<std::uint64_t> index(programs_.size(), 0);
-    while (!stop_.load(std::memory_order_acquire)) {
-        if (programs_.empty()) {
-            clock_.sleep_until(clock_.now_ns() + 100'000'000);
-            continue;
+    // Run-time programmes: each with its own origin (the frame boundary at
+    // which the media thread took it). Reserved here, so taking one in never
+    // allocates.
+    struct Live {
+        Program* program;
+        std::int64_t origin;
+        std::uint64_t index;
+    };
+    std::vector<Live> live;
+    live.reserve(kMaxRuntimeProgrammes);
+    auto take_commands = [&](std::int64_t now) noexcept {
+        Command c;
+        while (commands_.pop(c)) {
+            if (c.add) {
+                if (live.size() < kMaxRuntimeProgrammes) live.push_back(Live{c.program, now, 0});
+                continue;
+            }
+            for (std::size_t i = 0; i < live.size(); ++i) {
+                if (live[i].program != c.program) continue;
+                live[i] = live.back();
+                live.pop_back();
+                break;
+            }
+            // Never full: at most kMaxRuntimeProgrammes programmes exist.
+            [[maybe_unused]] const bool pushed = released_.push(c.program);
         }
-        std::int64_t next = INT64_MAX;
+    };
+    // With no programme at all, look for new ones this often; otherwise new
+    // ones are taken at the next frame boundary.
+    constexpr std::int64_t kIdlePollNs = 10'000'000;
+    while (!stop_.load(std::memory_order_acquire)) {
+        take_commands(clock_.now_ns());
+        std::int64_t next = programs_.empty() && live.empty() ? clock_.now_ns() + kIdlePollNs : INT64_MAX;
         for (std::size_t i = 0; i < programs_.size(); ++i) {
             next = std::min(next, start + static_cast<std::int64_t>(index[i]) * programs_[i]->period_ns());
+        }
+        for (const auto& l : live) {
+            next = std::min(next, l.origin + static_cast<std::int64_t>(l.index) * l.program->period_ns());
         }
         clock_.sleep_until(next);
         const auto now = clock_.now_ns();
         const auto unix_now = clock_.unix_ns();
+        for (auto& l : live) {
+            auto& p = *l.program;
+            const auto period = p.period_ns();
+            auto deadline = l.origin + static_cast<std::int64_t>(l.index) * period;
+            if (deadline > now) continue;
+            if (now - deadline > kMaxCatchUpNs) {
+                const auto skip = static_cast<std::uint64_t>((now - deadline - kMaxCatchUpNs) / period) + 1;
+                p.skip_frames(skip);
+                l.index += skip;
+                deadline = l.origin + static_cast<std::int64_t>(l.index) * period;
+            }
+            while (deadline <= now) {
+                if (now - deadline > period) p.count_late();
+                p.produce_frame(deadline, unix_now - (now - deadline), *pool_, *fanout_, clock_);
+                ++l.index;
+                deadline += period;
+            }
+        }
         for (std::size_t i = 0; i < programs_.size(); ++i) {
             auto& p = *programs_[i];
             const auto period = p.period_ns();
@@ -433,7 +572,12 @@ std::string Engine::stats_json() const {
     sd->set_p99(spread.quantile(0.99));
     sd->set_max(spread.max());
 
-    for (const auto& p : programs_) {
+    std::vector<const Program*> all;
+    for (const auto& p : programs_) all.push_back(p.get());
+    for (const auto& [group, p] : runtime_) {
+        if (!runtime_removed_.at(group)) all.push_back(p.get());
+    }
+    for (const Program* p : all) {
         auto* ps = s.add_programs();
         const auto& c = p->counters();
         ps->set_name(p->config().name);

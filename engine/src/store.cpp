@@ -53,6 +53,39 @@ CREATE TABLE meta(
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL);
 )sql",
+    // 4: clip catalogue (files under <state_dir>/clips/<sha256>.<ext>).
+    R"sql(
+CREATE TABLE clips(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  zone_id TEXT REFERENCES zones(id),
+  sha256 TEXT NOT NULL,
+  ext TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  sample_rate INTEGER NOT NULL,
+  channels INTEGER NOT NULL,
+  format TEXT NOT NULL,
+  loudness_mlufs INTEGER NOT NULL,
+  created_unix_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '',
+  uses INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX clips_zone_sha256 ON clips(IFNULL(zone_id, ''), sha256);
+CREATE INDEX clips_sha256 ON clips(sha256);
+)sql",
+    // 5: run-time programmes that should be running (restored on start).
+    R"sql(
+CREATE TABLE programmes(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  level INTEGER NOT NULL,
+  zones TEXT NOT NULL,
+  source_kind INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  created_unix_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '');
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 

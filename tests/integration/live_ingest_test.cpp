@@ -271,21 +271,25 @@ TEST_CASE("ingest_bad_input_dropped_live_programme_undisturbed", "[integration][
     const auto ingest_stats = json_object(stats, "ingest");
     const long studio_packets = json_int(studio_out, "packets_sent");
     const long rtcp_sent = json_int(studio_out, "rtcp_sent");
-    CHECK(json_int(ingest_stats, "accepted") == studio_packets);
+    // The studio's last packet or report may still be on its way through
+    // loopback when the engine is stopped: at most two datagrams short.
+    const long expected_received = studio_packets + rtcp_sent + kRandom +
+                                   kRounds * static_cast<long>(malformed.size()) + static_cast<long>(fake.size());
+    const long in_flight = expected_received - json_int(ingest_stats, "received");
+    CHECK(in_flight >= 0);
+    CHECK(in_flight <= 2);
+    CHECK(json_int(ingest_stats, "accepted") >= studio_packets - in_flight);
     CHECK(json_int(ingest_stats, "foreign_address") == static_cast<long>(fake.size()));
     // Every junk datagram is accounted for: malformed, or (random bytes that
     // happen to look like RTP/RTCP) an unknown studio or RTCP.
     CHECK(json_int(ingest_stats, "malformed") >= kRounds * static_cast<long>(malformed.size()));
-    CHECK(json_int(ingest_stats, "received") ==
-          studio_packets + rtcp_sent + kRandom + kRounds * static_cast<long>(malformed.size()) +
-              static_cast<long>(fake.size()));
     CHECK(json_int(ingest_stats, "malformed") + json_int(ingest_stats, "unknown_studio") +
-              json_int(ingest_stats, "rtcp") ==
-          kRandom + kRounds * static_cast<long>(malformed.size()) + rtcp_sent);
+              json_int(ingest_stats, "rtcp") >=
+          kRandom + kRounds * static_cast<long>(malformed.size()) + rtcp_sent - in_flight);
     const auto studio_stats = json_object(stats, "studios");
     CHECK(json_int(studio_stats, "foreign_address") == static_cast<long>(fake.size()));
     CHECK(json_int(studio_stats, "relatched") == 0);
-    CHECK(json_int(studio_stats, "received") == studio_packets);
+    CHECK(json_int(studio_stats, "received") >= studio_packets - in_flight);
     CHECK(json_int(studio_stats, "lost") == 0);
 
     speaker->signal(SIGTERM);

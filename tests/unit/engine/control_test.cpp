@@ -17,6 +17,9 @@
 #include "loa/engine/control_seed.h"
 #include "loa/engine/control_server.h"
 #include "loa/engine/control_service.h"
+#include "loa/engine/engine.h"
+#include "loa/engine/programme_control.h"
+#include "loa/engine/programme_manager.h"
 #include "loa/engine/store.h"
 #include "temp_dir.h"
 
@@ -443,6 +446,54 @@ TEST_CASE("authorisation_matrix_operators_and_tokens", "[control][auth]") {
                 c.set_max_level(pb::BACKGROUND);
                 expect(f, "CreateOperator", c, tok, false);
             }
+        }
+    }
+}
+
+TEST_CASE("authorisation_matrix_programmes", "[control][auth]") {
+    // Every role x caller level x programme level, inside and outside the
+    // caller's district: StartProgramme and StopProgramme are allowed only
+    // inside, for operators and admins, at levels up to their own.
+    EngineConfig ec;
+    ec.engine.listen = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address_v4("127.0.0.1"), 0);
+    ec.engine.fanout_threads = 1;
+    ec.engine.realtime_priority = 0;
+    SystemClock engine_clock;
+    Engine engine(ec, engine_clock);  // never started: programmes are built, not played
+    for (const auto role : {pb::VIEWER, pb::OPERATOR, pb::ADMIN}) {
+        for (const auto level : {pb::COMMUNE, pb::DISTRICT}) {
+            Fixture f;
+            build_tree(f);
+            ProgrammeManager manager(engine);
+            ProgrammeControl control(f.store, manager, f.clock);
+            f.service.set_programme_control(&control);
+            const auto tok = f.make_operator("caller", role, kInside.district, level);
+            for (const auto tl : {pb::COMMUNE, pb::DISTRICT, pb::PROVINCE}) {
+                for (const bool inside : {true, false}) {
+                    const auto& side = inside ? kInside : kOutside;
+                    const bool allowed = inside && role >= pb::OPERATOR && tl <= level;
+                    INFO("caller " << pb::Role_Name(role) << "/" << pb::Level_Name(level) << " programme "
+                                   << pb::Level_Name(tl) << " inside " << inside);
+                    pb::StartProgrammeRequest start;
+                    start.set_level(tl);
+                    start.add_zone_ids(side.commune_a);
+                    start.set_tone_hz(440.0);
+                    expect(f, "StartProgramme", start, tok, allowed);
+                    // One started by the local admin, stopped by the caller.
+                    const auto id = f.admin<pb::StartProgrammeResponse>("StartProgramme", start).id();
+                    pb::StopProgrammeRequest stop;
+                    stop.set_id(id);
+                    expect(f, "StopProgramme", stop, tok, allowed);
+                    if (!allowed) f.admin<pb::StopProgrammeResponse>("StopProgramme", stop);
+                }
+            }
+            // A clip by file path is for administrators only.
+            pb::StartProgrammeRequest clip;
+            clip.set_level(pb::COMMUNE);
+            clip.add_zone_ids(kInside.commune_a);
+            clip.set_clip_path("/nonexistent.wav");
+            if (role != pb::ADMIN) expect(f, "StartProgramme", clip, tok, false);
+            f.service.set_programme_control(nullptr);
         }
     }
 }

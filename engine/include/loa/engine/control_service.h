@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,11 +18,14 @@
 
 #include "loa/control/v1/control.pb.h"
 #include "loa/engine/auth.h"
+#include "loa/engine/clip_catalog.h"
 #include "loa/engine/clock.h"
 #include "loa/engine/control_status.h"
 #include "loa/engine/store.h"
 
 namespace loa::engine {
+
+class ProgrammeControl;
 
 /// Who is at the other end of a connection.
 struct PeerInfo {
@@ -57,6 +61,10 @@ public:
     void set_stats_provider(StatsProvider p) { stats_ = std::move(p); }
     void set_live_state_provider(LiveStateProvider p) { live_ = std::move(p); }
     void set_event_listener(EventListener l) { listener_ = std::move(l); }
+    /// Run-time programmes (StartProgramme, StopProgramme, ListProgrammes;
+    /// control_programmes.cpp). nullptr (the default): those calls are
+    /// UNAVAILABLE.
+    void set_programme_control(ProgrammeControl* p) { programmes_ = p; }
 
     /// One frame body (the bytes after the varint length). Garbage yields
     /// INVALID_ARGUMENT with close_connection set.
@@ -74,6 +82,9 @@ public:
 
     /// Short names of the methods this build implements.
     std::vector<std::string> methods() const;
+
+    /// Clip files and uploads (<state_dir>/clips beside the database).
+    ClipCatalog& clip_catalog() { return *clips_; }
 
 private:
     using Handler = std::string (ControlService::*)(const Caller&, const std::string&);
@@ -99,6 +110,16 @@ private:
     std::string list_operators(const Caller&, const std::string&);
     std::string create_operator(const Caller&, const std::string&);
     std::string revoke_operator(const Caller&, const std::string&);
+    std::string start_programme(const Caller&, const std::string&);
+    std::string stop_programme(const Caller&, const std::string&);
+    std::string list_programmes(const Caller&, const std::string&);
+    // Clips (control_clips.cpp).
+    void open_clip_catalog();
+    std::string begin_clip_upload(const Caller&, const std::string&);
+    std::string upload_clip_chunk(const Caller&, const std::string&);
+    std::string finish_clip_upload(const Caller&, const std::string&);
+    std::string list_clips(const Caller&, const std::string&);
+    std::string delete_clip(const Caller&, const std::string&);
 
     Store& store_;
     const Clock& clock_;
@@ -107,6 +128,8 @@ private:
     LiveStateProvider live_;
     EventListener listener_;
     std::unordered_map<std::string, Handler> handlers_;
+    ProgrammeControl* programmes_ = nullptr;
+    std::unique_ptr<ClipCatalog> clips_;
 };
 
 /// The frame codec: protobuf's varint-delimited format.

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/ip/udp.hpp>
@@ -25,6 +26,7 @@
 #include "loa/engine/cluster_registry.h"
 #include "loa/engine/config.h"
 #include "loa/engine/program.h"
+#include "loa/transport/spsc_queue.h"
 
 namespace loa::engine {
 
@@ -52,6 +54,10 @@ struct IngestCounters {
 /// Something the operator should see (cluster online/offline, clip errors).
 /// Called from the I/O or control thread, never the media thread.
 using EventSink = std::function<void(const std::string& message)>;
+
+/// Programmes that can be added at run time besides the configured ones (each
+/// holds one fan-out group and a share of the packet pool).
+inline constexpr std::size_t kMaxRuntimeProgrammes = 32;
 
 class Engine {
 public:
@@ -85,6 +91,35 @@ public:
     /// configured real-time priority (they then run with normal scheduling).
     bool realtime_refused() const noexcept;
 
+    /// Control thread. Builds a programme (encoder, sources) with its own
+    /// fan-out group (initially without destinations) and hands it to the
+    /// media thread, which starts producing it at its next frame boundary
+    /// (before start(): from the first). Returns its group. Throws
+    /// std::runtime_error when all kMaxRuntimeProgrammes groups are taken or
+    /// a source cannot be made (studio sources are not supported at run time
+    /// yet), codecs::Error on an encoder it cannot make.
+    std::uint32_t add_programme(const ProgramConfig& config);
+    /// Control thread. Clears the programme's destinations and asks the media
+    /// thread to drop it at its next frame boundary; the programme is freed
+    /// by the control thread later (collect_programmes()). False when `group`
+    /// is not a run-time programme.
+    bool remove_programme(std::uint32_t group);
+    /// Control thread. Publishes the destination set of a run-time programme
+    /// (FanoutSender::set_destinations: one swap, no lock on the senders).
+    /// Returns how many destinations were skipped (no socket of their family).
+    std::size_t set_programme_destinations(std::uint32_t group,
+                                           std::span<const transport::Destination> destinations);
+    /// Control thread. Frees the run-time programmes the media thread has let
+    /// go of and recycles their groups; returns how many. Also called by
+    /// add_programme() and remove_programme().
+    std::size_t collect_programmes();
+    /// Control thread. The run-time programme of `group`, nullptr when none
+    /// (or already removed).
+    const Program* runtime_programme(std::uint32_t group) const noexcept;
+    /// Control thread. Run-time programmes alive (including removed ones the
+    /// media thread has not let go of yet).
+    std::size_t runtime_programme_count() const noexcept { return runtime_.size(); }
+
     /// Counters and cluster state as one JSON object (the EngineStats
     /// message of proto/loa/engine/v1/stats.proto, snake_case names).
     std::string stats_json() const;
@@ -105,6 +140,20 @@ private:
     std::unique_ptr<transport::FanoutSender> fanout_;
     std::vector<std::unique_ptr<Studio>> studios_;  // before programs_: their sources consume the feeds
     std::vector<std::unique_ptr<Program>> programs_;
+    // Run-time programmes. Owned by the control thread in runtime_ (by
+    // group); the media thread only sees raw pointers handed over through
+    // commands_ (ordered add/remove) and hands removed ones back through
+    // released_, after which the control thread frees them.
+    struct Command {
+        Program* program = nullptr;
+        bool add = true;
+    };
+    SourceContext source_context_;
+    std::unordered_map<std::uint32_t, std::unique_ptr<Program>> runtime_;
+    std::unordered_map<std::uint32_t, bool> runtime_removed_;  // group -> remove requested
+    std::vector<std::uint32_t> free_groups_;
+    transport::SpscQueue<Command> commands_{kMaxRuntimeProgrammes * 2};
+    transport::SpscQueue<Program*> released_{kMaxRuntimeProgrammes * 2};
     ClusterRegistry registry_;
     IngressCounters ingress_;
     IngestCounters ingest_;

@@ -63,10 +63,41 @@ struct EventRow {
     std::string message;
 };
 
+/// A clip in the catalogue; its file is <state_dir>/clips/<sha256>.<ext> (clip_catalog.h).
+struct ClipRow {
+    std::int64_t id = 0;  // assigned by insert_clip
+    std::string name;
+    std::string zone_id;  // owner; empty = global
+    std::string sha256;   // lower-case hex
+    std::string ext;      // file extension without the dot
+    std::int64_t size_bytes = 0;
+    std::int64_t duration_ms = 0;
+    int sample_rate = 0;
+    int channels = 0;
+    std::string format;
+    double loudness_lufs = -70.0;
+    std::int64_t created_unix_ms = 0;
+    std::string created_by;
+    std::int64_t uses = 0;  // programmes/schedules using the clip (set by them; 0 = deletable)
+};
+
+/// A run-time programme that should be running (schema v5); restored on start.
+struct ProgrammeRow {
+    std::uint64_t id = 0;
+    std::string name;
+    int level = 0;            // loa::engine::Priority
+    std::string zones;        // target zone ids, comma-separated
+    int source_kind = 0;      // ProgrammeRequest::Source
+    std::string source;       // tone Hz, clip path or studio name
+    std::uint64_t sequence = 0;
+    std::int64_t created_unix_ms = 0;
+    std::string created_by;
+};
+
 class Store {
 public:
     /// Schema version this build writes; older databases are migrated on open.
-    static constexpr int kSchemaVersion = 3;
+    static constexpr int kSchemaVersion = 5;
     /// Events kept for WatchEvents resume; older ones are pruned.
     static constexpr std::int64_t kEventRetention = 10000;
 
@@ -119,6 +150,25 @@ public:
     std::uint64_t append_event(const EventRow& e);
     std::vector<EventRow> events_after(std::uint64_t seq, std::size_t limit) const;
     std::uint64_t last_event_seq() const;
+
+    // Running programmes (defined in store_programmes.cpp).
+    std::vector<ProgrammeRow> programmes() const;  // ordered by id
+    void insert_programme(const ProgrammeRow& p);
+    void delete_programme(std::uint64_t id);
+
+    // Clips (defined in store_clips.cpp).
+    std::optional<ClipRow> clip(std::int64_t id) const;
+    /// The clip of `zone_id` (empty = global) with this content, if any.
+    std::optional<ClipRow> clip_by_sha256(const std::string& zone_id, const std::string& sha256) const;
+    std::vector<ClipRow> clips() const;  // ordered by id
+    /// Inserts (inside write()) and returns the new id.
+    std::int64_t insert_clip(const ClipRow& c);
+    void delete_clip(std::int64_t id);
+    /// Adds `delta` to a clip's use count (inside write()); never below 0.
+    void add_clip_uses(std::int64_t id, std::int64_t delta);
+    /// Catalogue rows that share this content file.
+    std::int64_t clip_sha256_refs(const std::string& sha256) const;
+    std::int64_t clip_count_in_zone(const std::string& zone_id) const;
 
     // Engine facts kept beside the data (e.g. "seed_imported").
     std::optional<std::string> meta(const std::string& key) const;

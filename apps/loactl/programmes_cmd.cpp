@@ -1,0 +1,127 @@
+#include "programmes_cmd.h"
+
+#include <cctype>
+#include <cstdio>
+#include <iostream>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "loa/control/v1/control.pb.h"
+#include "loa/engine/control_status.h"
+#include "loa/engine/priority.h"
+
+namespace pb = loa::control::v1;
+using loa::engine::ControlError;
+using loa::engine::RpcCode;
+
+namespace loactl {
+
+namespace {
+
+std::string json_of(const google::protobuf::Message& m) {
+    std::string out;
+    google::protobuf::util::JsonPrintOptions o;
+    o.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+    return out;
+}
+
+template <class Resp>
+int call(loa::engine::ControlClient& c, const std::string& method, const google::protobuf::Message& req, Resp& out,
+         int timeout_ms) {
+    const auto r = c.call(method, req, timeout_ms);
+    if (r.code() != pb::OK) {
+        std::cerr << "loactl: " << method << ": " << pb::StatusCode_Name(r.code()) << ": " << r.message() << "\n";
+        return r.code();
+    }
+    if (!out.ParseFromString(r.payload())) throw ControlError(RpcCode::Internal, "unreadable response from the engine");
+    return 0;
+}
+
+std::string state_name(pb::ProgrammeState s) {
+    switch (s) {
+        case pb::PROGRAMME_PLAYING: return "playing";
+        case pb::PROGRAMME_PREEMPTED: return "preempted";
+        case pb::PROGRAMME_HELD: return "held";
+        default: return "-";
+    }
+}
+
+std::string lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+}  // namespace
+
+void add_programmes_commands(CLI::App& app, ProgrammesCommands& cmds) {
+    auto* p = app.add_subcommand("programmes", "run-time programmes, decided by priority per cluster");
+    p->require_subcommand(1);
+    cmds.start = p->add_subcommand("start", "start a programme to zones; prints its id");
+    cmds.start->add_option("--zone", cmds.zones, "target zone (repeat for several)")->required();
+    cmds.start->add_option("--level", cmds.level, "background, scheduled, commune, district, province, emergency");
+    cmds.start->add_option("--name", cmds.name, "display name");
+    auto* src = cmds.start->add_option_group("source", "what it plays");
+    src->add_option("--tone", cmds.tone_hz, "a test tone of HZ");
+    src->add_option("--clip", cmds.clip, "an audio file on the engine host (absolute path; admin only)");
+    src->add_option("--studio", cmds.studio, "a declared studio");
+    src->require_option(1);
+    cmds.stop = p->add_subcommand("stop", "stop a programme");
+    cmds.stop->add_option("id", cmds.id, "programme id")->required();
+    cmds.list = p->add_subcommand("list", "programmes in your scope with their state");
+}
+
+int run_programmes_command(const ProgrammesCommands& cmds, loa::engine::ControlClient& client,
+                           const std::string& token, bool json, int timeout_ms) {
+    client.set_token(token);
+    if (cmds.start->parsed()) {
+        pb::StartProgrammeRequest req;
+        req.set_name(cmds.name);
+        const auto level = loa::engine::parse_priority(cmds.level);
+        if (!level) {
+            std::cerr << "loactl: unknown level '" << cmds.level << "'\n";
+            return pb::INVALID_ARGUMENT;
+        }
+        req.set_level(static_cast<pb::Level>(static_cast<int>(*level) + 1));
+        for (const auto& z : cmds.zones) req.add_zone_ids(z);
+        if (!cmds.clip.empty()) {
+            req.set_clip_path(cmds.clip);
+        } else if (!cmds.studio.empty()) {
+            req.set_studio(cmds.studio);
+        } else {
+            req.set_tone_hz(cmds.tone_hz);
+        }
+        pb::StartProgrammeResponse r;
+        if (const int rc = call(client, "StartProgramme", req, r, timeout_ms); rc != 0) return rc;
+        if (json) std::cout << json_of(r) << "\n";
+        else std::cout << r.id() << "\n";
+        return 0;
+    }
+    if (cmds.stop->parsed()) {
+        pb::StopProgrammeRequest req;
+        req.set_id(cmds.id);
+        pb::StopProgrammeResponse r;
+        if (const int rc = call(client, "StopProgramme", req, r, timeout_ms); rc != 0) return rc;
+        if (json) std::cout << json_of(r) << "\n";
+        else std::cout << "programme " << cmds.id << " stopped\n";
+        return 0;
+    }
+    pb::ListProgrammesResponse r;
+    if (const int rc = call(client, "ListProgrammes", pb::ListProgrammesRequest(), r, timeout_ms); rc != 0) return rc;
+    if (json) {
+        std::cout << json_of(r) << "\n";
+        return 0;
+    }
+    std::printf("%-6s %-20s %-10s %-10s %-9s %s\n", "ID", "NAME", "LEVEL", "STATE", "CLUSTERS", "ZONES");
+    for (const auto& p : r.programmes()) {
+        std::string zones;
+        for (const auto& z : p.zone_ids()) zones += (zones.empty() ? "" : ",") + z;
+        const auto clusters = std::to_string(p.clusters_hearing()) + "/" + std::to_string(p.clusters_targeted());
+        std::printf("%-6llu %-20s %-10s %-10s %-9s %s\n", static_cast<unsigned long long>(p.id()), p.name().c_str(),
+                    lower(pb::Level_Name(p.level())).c_str(), state_name(p.state()).c_str(), clusters.c_str(),
+                    zones.c_str());
+    }
+    return 0;
+}
+
+}  // namespace loactl

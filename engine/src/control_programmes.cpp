@@ -1,0 +1,137 @@
+// StartProgramme, StopProgramme, ListProgrammes: the Control service's side
+// of run-time programmes (scope checks and playback in ProgrammeControl).
+
+#include "loa/control/v1/control.pb.h"
+#include "loa/engine/control_service.h"
+#include "loa/engine/programme_control.h"
+
+namespace loa::engine {
+
+namespace {
+namespace pb = loa::control::v1;
+
+[[noreturn]] void fail_with(RpcCode code, const std::string& message) { throw ControlError(code, message); }
+
+template <typename T>
+T parse_request(const std::string& payload, const char* name) {
+    T m;
+    if (!m.ParseFromString(payload)) fail_with(RpcCode::InvalidArgument, std::string("malformed ") + name);
+    return m;
+}
+
+ProgrammeControl& need(ProgrammeControl* p) {
+    if (p == nullptr) fail_with(RpcCode::Unavailable, "this engine does not run programmes from the control plane");
+    return *p;
+}
+
+pb::ProgrammeState state_to_proto(const std::optional<ProgrammeState>& s) {
+    if (!s) return pb::PROGRAMME_STATE_UNSPECIFIED;
+    switch (*s) {
+        case ProgrammeState::Audible: return pb::PROGRAMME_PLAYING;
+        case ProgrammeState::Preempted: return pb::PROGRAMME_PREEMPTED;
+        case ProgrammeState::Unheard: return pb::PROGRAMME_HELD;
+    }
+    return pb::PROGRAMME_STATE_UNSPECIFIED;
+}
+
+std::string who_is(const Caller& c) { return c.is_local_admin() ? std::string("local admin") : c.operator_name; }
+
+std::string zone_list(const std::vector<std::string>& zones) {
+    std::string out;
+    for (const auto& z : zones) out += (out.empty() ? "" : ",") + z;
+    return out;
+}
+}  // namespace
+
+std::string ControlService::start_programme(const Caller& caller, const std::string& payload) {
+    const auto req = parse_request<pb::StartProgrammeRequest>(payload, "StartProgrammeRequest");
+    auto& control = need(programmes_);
+    ProgrammeRequest r;
+    r.name = req.name();
+    const int level = static_cast<int>(req.level());
+    if (level < 1 || level > 6) fail_with(RpcCode::InvalidArgument, "level must be one of background .. emergency");
+    r.level = static_cast<Priority>(level - 1);
+    r.target_zones.assign(req.zone_ids().begin(), req.zone_ids().end());
+    switch (req.source_case()) {
+        case pb::StartProgrammeRequest::kToneHz:
+            r.source = ProgrammeRequest::Source::Tone;
+            r.tone_hz = req.tone_hz();
+            break;
+        case pb::StartProgrammeRequest::kClipPath:
+            r.source = ProgrammeRequest::Source::ClipPath;
+            r.clip_path = req.clip_path();
+            break;
+        case pb::StartProgrammeRequest::kStudio:
+            r.source = ProgrammeRequest::Source::Studio;
+            r.studio = req.studio();
+            break;
+        case pb::StartProgrammeRequest::kClipId:
+            fail_with(RpcCode::Unimplemented, "programmes from catalogue clips are not wired in yet (use clip_path)");
+        default:
+            fail_with(RpcCode::InvalidArgument, "a programme needs a source (tone_hz, clip_path or studio)");
+    }
+    if (const auto o = control.refresh_topology(); !o.ok()) fail_with(o.code, o.message);
+    const auto id = control.start(caller, r);
+    if (!id) fail_with(id.error().code, id.error().message);
+    // Already playing (switching never waits for the database); answered
+    // only once the programme and its event are committed. A failed commit
+    // takes it off the air again.
+    std::uint64_t seq = 0;
+    const auto zones = zone_list(r.target_zones);
+    const auto row = control.row(id.value());
+    try {
+        store_.write([&] {
+            if (row) store_.insert_programme(*row);
+            seq = add_event(pb::PROGRAMME_STARTED, "programme/" + std::to_string(id.value()),
+                        r.target_zones.size() == 1 ? r.target_zones.front() : std::string(),
+                        who_is(caller) + " started programme " + std::to_string(id.value()) + " ('" + r.name +
+                            "', " + std::string(to_string(r.level)) + ") to " + zones);
+        });
+    } catch (...) {
+        (void)control.stop(Caller::local_admin(), id.value());
+        throw;
+    }
+    notify(seq);
+    pb::StartProgrammeResponse out;
+    out.set_id(id.value());
+    return out.SerializeAsString();
+}
+
+std::string ControlService::stop_programme(const Caller& caller, const std::string& payload) {
+    const auto req = parse_request<pb::StopProgrammeRequest>(payload, "StopProgrammeRequest");
+    auto& control = need(programmes_);
+    (void)control.refresh_topology();
+    const auto o = control.may_stop(caller, req.id());
+    if (!o.ok()) fail_with(o.code, o.message);
+    std::uint64_t seq = 0;
+    store_.write([&] {
+        store_.delete_programme(req.id());
+        seq = add_event(pb::PROGRAMME_STOPPED, "programme/" + std::to_string(req.id()), {},
+                        who_is(caller) + " stopped programme " + std::to_string(req.id()));
+    });
+    (void)control.stop(caller, req.id());
+    notify(seq);
+    return pb::StopProgrammeResponse().SerializeAsString();
+}
+
+std::string ControlService::list_programmes(const Caller& caller, const std::string& payload) {
+    parse_request<pb::ListProgrammesRequest>(payload, "ListProgrammesRequest");
+    auto& control = need(programmes_);
+    // Zones and clusters may have changed since the last call.
+    (void)control.refresh_topology();
+    pb::ListProgrammesResponse out;
+    for (const auto& info : control.list(caller)) {
+        auto* p = out.add_programmes();
+        p->set_id(info.id);
+        p->set_name(info.name);
+        p->set_level(static_cast<pb::Level>(static_cast<int>(info.level) + 1));
+        for (const auto& z : info.target_zones) p->add_zone_ids(z);
+        p->set_ssrc(info.ssrc);
+        p->set_state(state_to_proto(info.state));
+        p->set_clusters_hearing(info.listeners);
+        p->set_clusters_targeted(info.targeted);
+    }
+    return out.SerializeAsString();
+}
+
+}  // namespace loa::engine
