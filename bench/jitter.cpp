@@ -60,11 +60,17 @@ struct JitterOptions {
   double warmup_s = 2.0;
   int gst_latency_ms = 200;
   double loa_quantile = 0.0;  // 0: Playout's default
+  int loa_late_wait_ms = -1;  // < 0: Playout's default
   std::string gst_launch = "gst-launch-1.0";
   std::vector<std::string> contenders = {"loa", "gstreamer"};
   std::string workdir;
   bool keep_workdir = false;
   bool json = false;
+  // Loa only, on a simulated clock: every packet pushed at exactly its recorded
+  // arrival, every block rendered at exactly its time, as fast as the CPU goes.
+  // Deterministic (same seed, same result): for tuning; the real-time replay
+  // stays the measurement.
+  bool virtual_time = false;
 };
 
 constexpr std::int64_t kFrameNs = 20'000'000;
@@ -243,6 +249,21 @@ struct ContenderResult {
 ContenderResult analyse(const TimedPcm& out, const PacketTrace& trace, const HopSignal& signal,
                         const Calibration& cal, std::int64_t t0, std::size_t first_frame, std::size_t end_frame) {
   ContenderResult r;
+  // LOA_BENCH_JITTER_PCM=PREFIX: each contender's output as raw 48 kHz mono
+  // float (PREFIX.<n>.f32, in the order analysed) with the play time of its
+  // first sample (relative to the replay's start) in PREFIX.<n>.txt.
+  if (const char* prefix = std::getenv("LOA_BENCH_JITTER_PCM"); prefix != nullptr && !out.samples.empty()) {
+    static int n = 0;
+    const std::string base = std::string(prefix) + "." + std::to_string(++n);
+    if (std::FILE* f = std::fopen((base + ".f32").c_str(), "wb")) {
+      std::fwrite(out.samples.data(), sizeof(float), out.samples.size(), f);
+      std::fclose(f);
+    }
+    if (std::FILE* f = std::fopen((base + ".txt").c_str(), "w")) {
+      std::fprintf(f, "%.3f\n", static_cast<double>(out.time_of(0) - t0) / 1e6);
+      std::fclose(f);
+    }
+  }
   r.output_samples = out.samples.size();
   const auto runs = detect_runs(out.samples);
   std::vector<std::int64_t> onsets;
@@ -254,7 +275,11 @@ ContenderResult analyse(const TimedPcm& out, const PacketTrace& trace, const Hop
   r.relocks = m.relocks;
   r.unmatched_runs = m.unmatched_runs;
   std::vector<std::int64_t> onset_of(trace.packets.size(), -1);
-  for (const auto& x : m.matches) onset_of[x.frame] = x.onset_ns;
+  std::vector<std::size_t> run_of(trace.packets.size(), 0);
+  for (const auto& x : m.matches) {
+    onset_of[x.frame] = x.onset_ns;
+    run_of[x.frame] = x.run_samples;
+  }
   std::FILE* dbg = nullptr;
   if (const char* d = std::getenv("LOA_BENCH_JITTER_FRAMES")) dbg = std::fopen(d, "a");
   if (dbg != nullptr && !out.blocks.empty()) {
@@ -265,10 +290,11 @@ ContenderResult analyse(const TimedPcm& out, const PacketTrace& trace, const Hop
   for (std::size_t k = first_frame; k < end_frame && k < trace.packets.size(); ++k) {
     if (dbg != nullptr) {
       const auto& p = trace.packets[k];
-      std::fprintf(dbg, "%zu %d %.2f %d %.2f\n", k, p.arrival_ns.empty() ? 1 : 0,
+      std::fprintf(dbg, "%zu %d %.2f %d %.2f %.1f\n", k, p.arrival_ns.empty() ? 1 : 0,
                    p.arrival_ns.empty() ? -1.0 : static_cast<double>(p.arrival_ns.front() - p.send_ns) / 1e6,
                    onset_of[k] >= 0 ? 1 : 0,
-                   onset_of[k] >= 0 ? static_cast<double>(onset_of[k] - cal.bias_ns - t0 - p.send_ns) / 1e6 : -1.0);
+                   onset_of[k] >= 0 ? static_cast<double>(onset_of[k] - cal.bias_ns - t0 - p.send_ns) / 1e6 : -1.0,
+                   static_cast<double>(run_of[k]) / 48.0);
     }
     ++r.frames;
     if (onset_of[k] < 0) {
@@ -312,7 +338,8 @@ JsonObject contender_json(const ContenderResult& r) {
 }
 
 struct LoaCounters {
-  std::uint64_t received = 0, lost = 0, recovered_fec = 0, concealed = 0, late = 0, duplicate = 0, reordered = 0,
+  std::uint64_t received = 0, lost = 0, recovered_fec = 0, concealed = 0, late = 0, late_played = 0, duplicate = 0,
+                reordered = 0,
                 underruns = 0, frames_decoded = 0, accelerated = 0, expanded = 0;
   std::int32_t target_delay_ms = 0;
 };
@@ -324,6 +351,7 @@ LoaCounters read_counters(const engine::PlayoutStats& s) {
   c.recovered_fec = s.recovered_fec.load();
   c.concealed = s.concealed.load();
   c.late = s.late.load();
+  c.late_played = s.late_played.load();
   c.duplicate = s.duplicate.load();
   c.reordered = s.reordered.load();
   c.underruns = s.underruns.load();
@@ -342,6 +370,7 @@ JsonObject counters_json(const LoaCounters& c) {
       .add_int("recovered_fec", static_cast<double>(c.recovered_fec))
       .add_int("concealed", static_cast<double>(c.concealed))
       .add_int("late", static_cast<double>(c.late))
+      .add_int("late_played", static_cast<double>(c.late_played))
       .add_int("duplicate", static_cast<double>(c.duplicate))
       .add_int("reordered", static_cast<double>(c.reordered))
       .add_int("underruns", static_cast<double>(c.underruns))
@@ -358,13 +387,19 @@ bool has(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+int finish_jitter(const JitterOptions& o, const PacketTrace& trace, const HopSignal& signal, const Calibration& cal,
+                  std::int64_t t0, std::size_t frames, const engine::Playout* playout,
+                  const engine::PlayoutConfig& pc, const TimedPcm& loa_out, const std::optional<ExitInfo>& gst_done,
+                  const FifoReader* reader, const std::vector<std::string>& gst_args, const std::string& workdir,
+                  std::uint64_t send_errors);
+
 int run_jitter(const JitterOptions& o) {
   const bool quiet = false;
   for (const auto& c : o.contenders) {
     if (c != "loa" && c != "gstreamer") throw std::invalid_argument("--contenders: unknown contender " + c);
   }
-  const bool run_loa = has(o.contenders, "loa");
-  const bool run_gst = has(o.contenders, "gstreamer");
+  const bool run_loa = has(o.contenders, "loa") || o.virtual_time;
+  const bool run_gst = has(o.contenders, "gstreamer") && !o.virtual_time;
 
   // (a) The trace.
   const auto frames = static_cast<std::size_t>(std::llround(o.seconds * 1000.0 / kPtimeMs));
@@ -415,6 +450,7 @@ int run_jitter(const JitterOptions& o) {
   std::unique_ptr<engine::Playout> playout;
   engine::PlayoutConfig pc;
   if (o.loa_quantile > 0.0) pc.delay_quantile = o.loa_quantile;
+  if (o.loa_late_wait_ms >= 0) pc.late_wait_ms = o.loa_late_wait_ms;
   if (run_loa) playout = std::make_unique<engine::Playout>(pc);
   const auto block = static_cast<std::size_t>(o.block_ms) * 48;
   const std::int64_t block_ns = static_cast<std::int64_t>(o.block_ms) * 1'000'000;
@@ -424,6 +460,45 @@ int run_jitter(const JitterOptions& o) {
   loa_out.reserve(static_cast<std::size_t>(span_ns / block_ns + 1) * block,
                   static_cast<std::size_t>(span_ns / block_ns + 1));
   std::vector<float> buf(block);
+
+  if (o.virtual_time) {
+    // Simulated clock from t0 = 1000 s: the same schedule as the real-time
+    // loop below, without scheduling noise.
+    const std::int64_t t0 = 1'000'000'000'000;
+    std::size_t next_event = 0;
+    // LOA_BENCH_JITTER_BLOCKS=FILE: one line per rendered block (time since
+    // the start, playout counters after it), for looking into single events.
+    std::FILE* blog = nullptr;
+    if (const char* f = std::getenv("LOA_BENCH_JITTER_BLOCKS")) blog = std::fopen(f, "w");
+    for (std::int64_t b = 0; b * block_ns < span_ns; ++b) {
+      const std::int64_t at = t0 + b * block_ns;
+      while (next_event < events.size() && t0 + events[next_event].arrival_ns <= at) {
+        const auto& p = trace.packets[events[next_event].packet];
+        tr::RtpView v;
+        if (tr::RtpView::parse(p.bytes, v) == tr::Status::Ok) {
+          (void)playout->push(v, t0 + events[next_event].arrival_ns);
+        }
+        ++next_event;
+      }
+      playout->render(buf, at);
+      loa_out.append(buf, at);
+      if (blog != nullptr) {
+        const auto& st = playout->stats();
+        std::fprintf(blog, "%.1f frame %.1f dec %llu fec %llu conc %llu late %llu lp %llu acc %llu exp %llu cur %d tgt %d ppm %d\n",
+                     static_cast<double>(b * block_ns) / 1e6, static_cast<double>(b * block_ns) / 2e7,
+                     static_cast<unsigned long long>(st.frames_decoded.load()),
+                     static_cast<unsigned long long>(st.recovered_fec.load()),
+                     static_cast<unsigned long long>(st.concealed.load()), static_cast<unsigned long long>(st.late.load()),
+                     static_cast<unsigned long long>(st.late_played.load()),
+                     static_cast<unsigned long long>(st.accelerated_samples.load()),
+                     static_cast<unsigned long long>(st.expanded_samples.load()), st.current_delay_ms.load(),
+                     st.target_delay_ms.load(), st.drift_ppm.load());
+      }
+    }
+    if (blog != nullptr) std::fclose(blog);
+    return finish_jitter(o, trace, signal, cal, t0, frames, playout.get(), pc, loa_out, std::nullopt, nullptr, {},
+                         workdir, 0);
+  }
 
   // (b + c) Real-time replay: each packet at its recorded arrival time, to both.
   const bool rt = tr::set_realtime_priority(40);
@@ -469,7 +544,26 @@ int run_jitter(const JitterOptions& o) {
     }
   }
   if (udp >= 0) ::close(udp);
+  std::optional<ExitInfo> gst_done;
+  if (gst) {
+    gst_done = gst->stop(SIGINT, std::chrono::seconds(5));
+    reader->finish();
+  }
+  return finish_jitter(o, trace, signal, cal, t0, frames, playout.get(), pc, loa_out, gst_done, reader.get(),
+                       gst_args, workdir, send_errors);
+}
 
+// Analysis and report of one replay. `gst_done` set: GStreamer ran and
+// `reader` holds its output.
+int finish_jitter(const JitterOptions& o, const PacketTrace& trace, const HopSignal& signal, const Calibration& cal,
+                  std::int64_t t0, std::size_t frames, const engine::Playout* playout,
+                  const engine::PlayoutConfig& pc, const TimedPcm& loa_out, const std::optional<ExitInfo>& gst_done,
+                  const FifoReader* reader, const std::vector<std::string>& gst_args, const std::string& workdir,
+                  std::uint64_t send_errors) {
+  const TraceStats& ts = trace.stats;
+  const bool run_loa = playout != nullptr;
+  const bool run_gst = gst_done.has_value();
+  const std::string gst_log = workdir + "/gst.log";
   JsonObject results;
   JsonObject loa_json;
   JsonObject gst_json;
@@ -484,11 +578,11 @@ int run_jitter(const JitterOptions& o) {
     loa_json = contender_json(*loa_r);
     loa_json.add_int("block_ms", o.block_ms)
         .add("delay_quantile", std::optional<double>(pc.delay_quantile))
+        .add_int("late_wait_ms", pc.late_wait_ms ? std::optional<double>(*pc.late_wait_ms) : std::nullopt)
         .add("playout", counters_json(counters));
   }
-  if (gst) {
-    const ExitInfo done = gst->stop(SIGINT, std::chrono::seconds(5));
-    reader->finish();
+  if (gst_done) {
+    const ExitInfo& done = *gst_done;
     gst_r = analyse(reader->pcm(), trace, signal, cal, t0, first_frame, end_frame);
     if (reader->pcm().samples.empty()) {
       gst_r->ok = false;
@@ -498,6 +592,14 @@ int run_jitter(const JitterOptions& o) {
     gst_json.add_int("latency_ms", o.gst_latency_ms).add("pipeline", join_argv(gst_args));
   }
 
+  // The trace's concealment floor: judged frames that no receiver can show at
+  // any delay (their own packet lost and the next one lost or without FEC).
+  std::size_t unrecoverable = 0;
+  for (std::size_t k = first_frame; k < end_frame && k < trace.packets.size(); ++k) {
+    const bool next_helps = k + 1 < trace.packets.size() && !trace.packets[k + 1].arrival_ns.empty() &&
+                            trace.packets[k + 1].has_fec;
+    if (trace.packets[k].arrival_ns.empty() && !next_helps) ++unrecoverable;
+  }
   JsonObject trace_json;
   trace_json.add("loss_ratio", std::optional<double>(ts.loss_ratio))
       .add("ideal_delay_ms_p99", std::optional<double>(ts.ideal_delay_ms_p99))
@@ -507,6 +609,7 @@ int run_jitter(const JitterOptions& o) {
       .add_int("lost", static_cast<double>(ts.lost))
       .add_int("reordered", static_cast<double>(ts.reordered))
       .add_int("with_fec", static_cast<double>(ts.with_fec))
+      .add_int("unrecoverable_frames", static_cast<double>(unrecoverable))
       .add("detector_clean_found_ratio", std::optional<double>(cal.clean_seen_ratio));
   if (run_loa) results.add("loa", loa_json);
   if (run_gst) results.add("gstreamer", gst_json);
@@ -543,14 +646,17 @@ int run_jitter(const JitterOptions& o) {
                                ", delay " + fmt_fixed(o.delay_ms) + " ms + " + o.jitter_dist + " jitter " +
                                fmt_fixed(o.jitter_ms) + " ms (shape " + fmt_fixed(o.pareto_shape) + "), reorder " +
                                fmt_fixed(o.reorder, 3) + " x " + fmt_fixed(o.reorder_ms) + " ms")
-        .add_int("send_errors", static_cast<double>(send_errors));
+        .add_int("send_errors", static_cast<double>(send_errors))
+        .add("virtual_time", o.virtual_time);
     std::cout << out.str() << std::endl;
   } else {
     std::cout << "jitter: " << fmt_fixed(o.seconds, 0) << " s trace, seed " << o.seed << ": " << ts.packets
               << " packets, loss " << fmt_fixed(100.0 * ts.loss_ratio, 2) << " %, network delay p99 "
               << fmt_fixed(ts.ideal_delay_ms_p99)
               << " ms (the trace's bound: a fixed delay of that receives 99 % of the "
-              << "delivered packets)\n";
+              << "delivered packets); " << unrecoverable
+              << " judged frames unrecoverable (own packet lost, next lost or without FEC)"
+              << (o.virtual_time ? "; Loa on a simulated clock" : "") << "\n";
     auto line = [&](const char* name, const std::optional<ContenderResult>& r) {
       if (!r) return;
       if (!r->ok) {
@@ -567,7 +673,7 @@ int run_jitter(const JitterOptions& o) {
     line("gstreamer", gst_r);
     if (playout) {
       std::cout << "  loa playout counters: concealed " << counters.concealed << ", recovered_fec "
-                << counters.recovered_fec << ", late " << counters.late << ", lost " << counters.lost
+                << counters.recovered_fec << ", late " << counters.late << " (+" << counters.late_played << " waited for, played), lost " << counters.lost
                 << ", underruns " << counters.underruns << ", target delay at end " << counters.target_delay_ms
                 << " ms\n";
     }
@@ -580,7 +686,7 @@ int run_jitter(const JitterOptions& o) {
     std::error_code ec;
     std::filesystem::remove_all(workdir, ec);
   } else {
-    say(quiet, "work files kept in " + workdir);
+    say(false, "work files kept in " + workdir);
   }
   const bool ok = (!loa_r || loa_r->ok) && (!gst_r || gst_r->ok);
   return ok ? 0 : 1;
@@ -623,11 +729,16 @@ void add_jitter_scenario(CLI::App& app, int& exit_code) {
   sub->add_option("--loa-quantile", opt->loa_quantile,
                   "Loa's PlayoutConfig::delay_quantile (0: its default); for tuning experiments")
       ->check(CLI::Range(0.0, 0.9999));
+  sub->add_option("--loa-late-wait", opt->loa_late_wait_ms,
+                  "Loa's PlayoutConfig::late_wait_ms (default: one packet time); for tuning experiments")
+      ->check(CLI::Range(0, 1000));
   sub->add_option("--gst-launch", opt->gst_launch, "gst-launch-1.0 binary")->capture_default_str();
   sub->add_option("--contenders", opt->contenders, "Which to run: loa,gstreamer")->delimiter(',');
   sub->add_option("--workdir", opt->workdir, "Directory for the FIFO and logs (default: a temporary one)");
   sub->add_flag("--keep-workdir", opt->keep_workdir, "Keep the temporary directory");
   sub->add_flag("--json", opt->json, "Print one JSON object on stdout");
+  sub->add_flag("--virtual-time", opt->virtual_time,
+                "Loa only, on a simulated clock (deterministic, faster than real time); for tuning");
   sub->callback([opt, &exit_code] {
     try {
       exit_code = run_jitter(*opt);

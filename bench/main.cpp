@@ -6,6 +6,7 @@
 #include "impair.h"
 #include "jitter.h"
 #include "latency.h"
+#include "preempt.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"loa-bench: Loa's benchmarking harness (fan-out, jitter, latency; against the limit and GStreamer)"};
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   loa::bench::add_impair_command(app, exit_code);
   loa::bench::add_jitter_scenario(app, exit_code);
   loa::bench::add_latency_scenario(app, exit_code);
+  loa::bench::add_preempt_scenario(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -11,12 +11,18 @@ namespace loa::bench {
 
 namespace {
 
-constexpr std::size_t kHop = 120;     // 2.5 ms
+// The windows slide by a small hop so that what is found does not depend on
+// where the output's frames fall against the analysis grid: with a hop of
+// half a window, a tone lasting just one window is found under some
+// alignments and missed under others (e.g. the ~5 ms of a lost frame's end
+// that the next packet's FEC reproduces, Opus' look-ahead).
+constexpr std::size_t kHop = 30;      // 0.625 ms
 constexpr std::size_t kWindow = 240;  // 5 ms
 constexpr double kRate = 48000.0;
 constexpr double kMinRms = 0.02;
 constexpr double kMinPurity = 0.55;   // share of a pure tone's score
-constexpr std::size_t kMinRunHops = 2;
+constexpr std::size_t kMinRunHops = 8;  // 5 ms of window starts
+constexpr std::size_t kMaxGapHops = 4;  // unlabelled windows inside a run that are bridged (2.5 ms)
 constexpr std::uint8_t kNone = 0xff;
 
 struct Bank {
@@ -116,9 +122,14 @@ std::vector<ToneRun> detect_runs(std::span<const float> pcm) {
   const std::size_t hops = (pcm.size() - kWindow) / kHop + 1;
   std::vector<std::uint8_t> labels(hops);
   for (std::size_t h = 0; h < hops; ++h) labels[h] = b.label(pcm.data() + h * kHop);
-  // Join X _ X (one unlabelled window inside a run).
+  // Bridge short unlabelled gaps inside a run (X _ _ X).
   for (std::size_t h = 1; h + 1 < hops; ++h) {
-    if (labels[h] == kNone && labels[h - 1] != kNone && labels[h - 1] == labels[h + 1]) labels[h] = labels[h - 1];
+    if (labels[h] != kNone || labels[h - 1] == kNone) continue;
+    std::size_t e = h;
+    while (e < hops && e - h < kMaxGapHops && labels[e] == kNone) ++e;
+    if (e < hops && labels[e] == labels[h - 1]) {
+      for (std::size_t g = h; g < e; ++g) labels[g] = labels[h - 1];
+    }
   }
   std::size_t h = 0;
   while (h < hops) {
@@ -196,7 +207,7 @@ MatchResult match_runs(std::span<const ToneRun> runs, std::span<const std::int64
     misses = 0;
     last_frame = best;
     offset = onset_ns[i] - best * frame_ns;
-    r.matches.push_back({static_cast<std::size_t>(best), onset_ns[i]});
+    r.matches.push_back({static_cast<std::size_t>(best), onset_ns[i], runs[i].end - runs[i].start});
   }
   return r;
 }

@@ -30,15 +30,18 @@ struct ToneRun {
   std::size_t end = 0;    // one past the last window's hop
 };
 
-// Tone runs of `pcm` (48 kHz): 5 ms Hann windows every 2.5 ms, a window
+// Tone runs of `pcm` (48 kHz): 5 ms Hann windows every 0.625 ms, a window
 // labelled when one tone holds most of its energy and it is not near-silent;
-// runs shorter than 5 ms are dropped, runs of one tone interrupted by a
-// single unlabelled window are joined.
+// runs shorter than 5 ms (of window starts) are dropped, runs of one tone
+// interrupted by up to 2.5 ms of unlabelled windows are joined. The fine hop
+// makes what is found independent of where the frames fall against the
+// analysis grid.
 [[nodiscard]] std::vector<ToneRun> detect_runs(std::span<const float> pcm);
 
 struct FrameMatch {
   std::size_t frame = 0;
   std::int64_t onset_ns = 0;  // play time of the run's start
+  std::size_t run_samples = 0;  // length of the run (first window's start to last window's hop)
 };
 
 struct MatchResult {

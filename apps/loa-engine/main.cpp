@@ -23,6 +23,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "loa/engine/alert_control.h"
 #include "loa/engine/config.h"
 #include "loa/engine/control_seed.h"
 #include "loa/engine/control_server.h"
@@ -32,6 +33,8 @@
 #include "loa/engine/programme_manager.h"
 #include "loa/engine/sdp.h"
 #include "loa/engine/store.h"
+#include "loa/engine/schedule_control.h"
+#include "loa/engine/studio_control.h"
 
 namespace {
 
@@ -78,6 +81,9 @@ struct ControlPlane {
     std::unique_ptr<loa::engine::Store> store;
     std::unique_ptr<loa::engine::ProgrammeManager> programmes;        // run-time programmes
     std::unique_ptr<loa::engine::ProgrammeControl> programme_control;
+    std::unique_ptr<loa::engine::AlertControl> alerts;                // emergency alerts (run-time programmes)
+    std::unique_ptr<loa::engine::StudioControl> studios;              // run-time studios (before programmes use them)
+    std::unique_ptr<loa::engine::ScheduleControl> schedules;          // schedules (their windows start programmes)
     std::unique_ptr<loa::engine::ControlService> service;
     std::unique_ptr<loa::engine::ControlServer> server;
 };
@@ -95,19 +101,33 @@ std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig
     // Run-time programmes: created here, then used only by the control server's thread.
     cp->programmes = std::make_unique<loa::engine::ProgrammeManager>(engine);
     cp->programme_control = std::make_unique<loa::engine::ProgrammeControl>(*cp->store, *cp->programmes, clock);
+    cp->programme_control->set_clip_dir(cp->service->clip_catalog().dir());
     if (const auto o = cp->programme_control->refresh_topology(); !o.ok()) {
         spdlog::warn("control: zones and clusters not usable for programmes: {}", o.message);
     }
+    // Studios of the database first: restored programmes may play them.
+    cp->studios = std::make_unique<loa::engine::StudioControl>(*cp->store, engine);
+    for (const auto& problem : cp->studios->restore()) spdlog::warn("control: {}", problem);
+    if (const auto n = engine.runtime_studios().size(); n > 0) spdlog::info("control: {} studio(s) restored", n);
+    cp->service->set_studio_control(cp->studios.get());
     for (const auto& problem : cp->programme_control->restore()) spdlog::warn("control: {}", problem);
     if (const auto n = cp->programmes->list().size(); n > 0) spdlog::info("control: {} programme(s) restored", n);
     cp->service->set_programme_control(cp->programme_control.get());
+    cp->alerts = std::make_unique<loa::engine::AlertControl>(*cp->store, *cp->programmes, clock);
+    cp->alerts->set_clip_dir(cp->service->clip_catalog().dir());
+    cp->service->set_alert_control(cp->alerts.get());
+    for (const auto& problem : cp->alerts->restore()) spdlog::warn("control: {}", problem);
+    if (const auto n = cp->alerts->size(); n > 0) spdlog::info("control: {} alert(s) restored", n);
+    // Schedules: a window running now starts on the first tick, per its late policy.
+    cp->schedules = std::make_unique<loa::engine::ScheduleControl>(*cp->store, *cp->programmes, clock);
+    cp->schedules->set_clip_dir(cp->service->clip_catalog().dir());
+    cp->schedules->set_default_time_zone(config.engine.time_zone);
+    for (const auto& problem : cp->schedules->restore()) spdlog::warn("control: {}", problem);
+    if (const auto n = cp->schedules->size(); n > 0) spdlog::info("control: {} schedule(s) restored", n);
+    cp->service->set_schedule_control(cp->schedules.get());
     cp->service->set_stats_provider([&engine] {
         loa::engine::v1::EngineStats stats;
-        google::protobuf::util::JsonParseOptions opts;
-        opts.ignore_unknown_fields = true;
-        if (!google::protobuf::util::JsonStringToMessage(engine.stats_json(), &stats, opts).ok()) {
-            spdlog::warn("control: engine stats did not parse");
-        }
+        engine.stats(stats);
         return stats;
     });
     cp->service->set_live_state_provider([&engine](const std::string& id) -> std::optional<loa::engine::v1::ClusterState> {
@@ -212,9 +232,13 @@ int main(int argc, char** argv) {
     // then come from the server's thread alone.
     if (control) control->server->start();
     std::printf("listening %s:%u\n", local.address().to_string().c_str(), static_cast<unsigned>(local.port()));
-    if (const auto ingest = engine->ingest_endpoint()) {
-        std::printf("ingest %s:%u\n", ingest->address().to_string().c_str(), static_cast<unsigned>(ingest->port()));
-    }
+    // With the control plane, its lines come first (readers wait for them).
+    const auto print_ingest = [&engine] {
+        if (const auto ingest = engine->ingest_endpoint()) {
+            std::printf("ingest %s:%u\n", ingest->address().to_string().c_str(), static_cast<unsigned>(ingest->port()));
+        }
+    };
+    if (!control) print_ingest();
     if (engine->realtime_refused()) {
         spdlog::warn("real-time priority {} refused (needs CAP_SYS_NICE or LimitRTPRIO=); running with normal "
                      "scheduling", config.engine.realtime_priority);
@@ -226,6 +250,7 @@ int main(int argc, char** argv) {
         }
         spdlog::info("control socket {} (state in {}, schema v{})", control->server->socket_path().string(),
                      control->store->path().string(), control->store->schema_version());
+        print_ingest();
     }
     std::fflush(stdout);
     for (const auto& p : engine->programs()) {
@@ -274,6 +299,11 @@ int main(int argc, char** argv) {
         control->server->stop();
         // Run-time programmes go before the engine they live in.
         control->service->set_programme_control(nullptr);
+        control->service->set_alert_control(nullptr);
+        control->service->set_studio_control(nullptr);
+        control->service->set_schedule_control(nullptr);
+        control->schedules.reset();
+        control->alerts.reset();
         control->programme_control.reset();
         control->programmes.reset();
     }

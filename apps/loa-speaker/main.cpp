@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -51,7 +53,13 @@ struct Options {
     std::string wav_format = "pcm16";
     std::string click_times;
     double click_threshold = 0.1;
+    std::string switch_log;
     int block_ms = 20;
+    int preempt_hold_ms = 500;
+    std::string amp_command;
+    std::string amp_gpio;
+    bool amp_auto = true;
+    double amp_idle_s = 10.0;
 };
 
 // --click-times: a zero-buffer timestamped sink for latency measurements
@@ -82,6 +90,32 @@ struct ClickLog {
     }
 };
 
+// --switch-log: one "ssrc monotonic_ns" line per stream switch, written (and
+// flushed) when the first frame of the new stream has been decoded, i.e. in
+// the render that decoded it (CLOCK_MONOTONIC, the steady clock). For
+// loa-bench preempt, which compares these times with its own on one host.
+// Checked after every render: the playout names the new SSRC as soon as its
+// first packet is pushed, and its decoded-frame counter moves only in render.
+struct SwitchLog {
+    std::FILE* file = nullptr;
+    std::uint32_t logged_ssrc = 0;
+    std::uint64_t decoded_before = 0;
+
+    void check(const loa::engine::PlayoutStats& s) {
+        const std::uint32_t ssrc = s.ssrc.load(std::memory_order_relaxed);
+        const std::uint64_t decoded = s.frames_decoded.load(std::memory_order_relaxed);
+        if (ssrc != 0 && ssrc != logged_ssrc && decoded > decoded_before) {
+            const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now().time_since_epoch())
+                                         .count();
+            std::fprintf(file, "%u %lld\n", static_cast<unsigned>(ssrc), static_cast<long long>(now));
+            std::fflush(file);
+            logged_ssrc = ssrc;
+        }
+        decoded_before = decoded;
+    }
+};
+
 int run(const Options& o) {
     SpeakerConfig cfg;
     cfg.cluster_id = o.cluster_id;
@@ -91,7 +125,15 @@ int run(const Options& o) {
     cfg.max_delay_ms = o.max_delay_ms;
     cfg.volume_pct = o.volume;
     cfg.report_interval_ms = o.report_interval_ms;
+    cfg.preempt_hold_ms = o.preempt_hold_ms;
+    cfg.amp_command = o.amp_command;
+    cfg.amp_gpio = o.amp_gpio;
+    cfg.amp_auto = o.amp_auto;
+    cfg.amp_idle_ms = static_cast<int>(std::lround(o.amp_idle_s * 1000.0));
     loa::speaker::validate(cfg);
+    if (!cfg.amp_gpio.empty() && ::access(cfg.amp_gpio.c_str(), W_OK) != 0) {
+        throw std::invalid_argument("--amp-gpio: cannot write " + cfg.amp_gpio);
+    }
 
     const auto listen = loa::transport::parse_endpoint(o.listen);
     std::optional<boost::asio::ip::address> group;
@@ -103,6 +145,14 @@ int run(const Options& o) {
 
     if (!o.click_times.empty() && o.out.empty() && !o.null_sink) {
         throw std::invalid_argument("--click-times needs --null or --out (a clocked sink)");
+    }
+    if (!o.switch_log.empty() && o.out.empty() && !o.null_sink) {
+        throw std::invalid_argument("--switch-log needs --null or --out (a clocked sink)");
+    }
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> switch_file(nullptr, &std::fclose);
+    if (!o.switch_log.empty()) {
+        switch_file.reset(std::fopen(o.switch_log.c_str(), "w"));
+        if (!switch_file) throw std::invalid_argument("--switch-log: cannot write " + o.switch_log);
     }
     // Sinks are created before the socket so that a bad --out or --device
     // fails before anything is announced.
@@ -157,11 +207,17 @@ int run(const Options& o) {
         clicks->block_ns = static_cast<std::int64_t>(o.block_ms) * 1'000'000;
         clicks->onsets.reserve(1 << 16);
     }
+    std::unique_ptr<SwitchLog> switches;
+    if (switch_file) {
+        switches = std::make_unique<SwitchLog>();
+        switches->file = switch_file.get();
+    }
     speaker.start();
     if (wav) {
         speaker.start_clocked_playout(
             [&](std::span<const float> frame) {
                 if (clicks) clicks->scan(frame);
+                if (switches) switches->check(speaker.pipeline().playout().stats());
                 if (wav->write(frame) != loa::codecs::Status::Ok && !wav_failed) {
                     wav_failed = true;
                     std::cerr << "loa-speaker: writing " << o.out << " failed (disk full?); audio is discarded\n";
@@ -169,8 +225,13 @@ int run(const Options& o) {
             },
             block_samples);
     } else if (o.null_sink) {
-        if (clicks) {
-            speaker.start_clocked_playout([&](std::span<const float> frame) { clicks->scan(frame); }, block_samples);
+        if (clicks || switches) {
+            speaker.start_clocked_playout(
+                [&](std::span<const float> frame) {
+                    if (clicks) clicks->scan(frame);
+                    if (switches) switches->check(speaker.pipeline().playout().stats());
+                },
+                block_samples);
         } else {
             speaker.start_clocked_playout(nullptr, block_samples);
         }
@@ -183,6 +244,10 @@ int run(const Options& o) {
     io.run();
 
     if (card) card->stop();
+    // Nothing plays any more: the amplifier goes off (bounded wait for the hook).
+    if (!speaker.pipeline().switch_amplifier_off(std::chrono::seconds(12))) {
+        std::cerr << "loa-speaker: the amplifier hook did not finish switching off\n";
+    }
     int rc = 0;
     if (wav && wav->close() != loa::codecs::Status::Ok) {
         std::cerr << "loa-speaker: closing " << o.out << " failed\n";
@@ -227,6 +292,10 @@ int main(int argc, char** argv) {
                                        "with --null/--out: write each click onset's play time (CLOCK_MONOTONIC ns, "
                                        "zero-buffer sink) to FILE at exit, for loa-bench latency");
     click_times->excludes(device);
+    app.add_option("--switch-log", o.switch_log,
+                   "with --null/--out: append \"SSRC MONOTONIC_NS\" to FILE each time the first frame of a new "
+                   "stream is decoded (CLOCK_MONOTONIC), for loa-bench preempt")
+        ->excludes(device);
     app.add_option("--click-threshold", o.click_threshold, "level a click onset crosses (--click-times)")
         ->check(CLI::Range(0.001, 1.0));
     app.add_option("--block-ms", o.block_ms, "with --null/--out: render blocks of this many ms (a card's period)")
@@ -242,6 +311,18 @@ int main(int argc, char** argv) {
     app.add_option("--report-interval-ms", o.report_interval_ms, "RTCP report period in ms")
         ->check(CLI::Range(10, 60000));
     app.add_option("--volume", o.volume, "software volume 0..100")->check(CLI::Range(0, 100));
+    app.add_option("--preempt-hold-ms", o.preempt_hold_ms,
+                   "a lower-priority stream is ignored until the playing one has been silent this long")
+        ->check(CLI::Range(0, 60000));
+    app.add_option("--amp-command", o.amp_command,
+                   "amplifier hook: run PROG on|off (no shell) when the amplifier is to switch");
+    app.add_option("--amp-gpio", o.amp_gpio,
+                   "amplifier hook: write 1/0 to this file (e.g. /sys/class/gpio/gpioN/value)");
+    app.add_flag("--amp-auto,!--no-amp-auto", o.amp_auto,
+                 "with a hook: amplifier on while a stream plays, off after --amp-idle (default on); "
+                 "alerts always force it on");
+    app.add_option("--amp-idle", o.amp_idle_s, "seconds without a stream before the amplifier goes off")
+        ->check(CLI::Range(0.0, 86400.0));
     app.add_flag("--stats-json", o.stats_json, "print the counters as one JSON line on stdout at exit");
     CLI11_PARSE(app, argc, argv);
 

@@ -81,6 +81,10 @@ void validate(const SpeakerConfig& c) {
     }
     if (c.jitter_capacity < 8) throw std::invalid_argument("jitter buffer capacity must be >= 8");
     if (c.long_gap_ns < 0) throw std::invalid_argument("long gap must be >= 0");
+    if (c.preempt_hold_ms < 0 || c.preempt_hold_ms > 60000) {
+        throw std::invalid_argument("--preempt-hold-ms must be 0..60000");
+    }
+    if (c.amp_idle_ms < 0 || c.amp_idle_ms > 86'400'000) throw std::invalid_argument("--amp-idle must be 0..86400 s");
 }
 
 }  // namespace loa::speaker

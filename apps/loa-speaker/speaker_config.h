@@ -37,6 +37,18 @@ struct SpeakerConfig {
     std::uint32_t ssrc = 0;                 // own RTCP SSRC; 0 = random at start
     std::size_t jitter_capacity = 256;      // jitter-buffer slots
     std::int64_t long_gap_ns = 200'000'000; // concealment longer than this fades to silence
+
+    // Preemption: a packet of another SSRC whose priority level is below the
+    // playing stream's is ignored (counted as outranked) until the playing
+    // stream has been silent this long; a higher level switches at once.
+    int preempt_hold_ms = 500;
+
+    // Amplifier hook (amp_hook.h). Without a command or GPIO path nothing is
+    // switched; the reported amplifier state then follows alerts only.
+    std::string amp_command;                // run as `amp_command on|off`
+    std::string amp_gpio;                   // file written "1" / "0" (e.g. /sys/class/gpio/gpioN/value)
+    bool amp_auto = true;                   // with a hook: on while a stream plays, off after amp_idle_ms
+    int amp_idle_ms = 10'000;               // idle time before the amplifier goes off (amp_auto)
 };
 
 /// Throws std::invalid_argument when a setting is out of range.

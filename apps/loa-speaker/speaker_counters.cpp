@@ -51,13 +51,18 @@ CountersSnapshot Counters::snapshot() const noexcept {
     s.buffer_delay_ms = buffer_delay_ms.load(r);
     s.target_delay_ms = target_delay_ms.load(r);
     s.drift_ppm = drift_ppm.load(r);
+    s.outranked = outranked.load(r);
+    s.amp_switches = amp_switches.load(r);
+    s.volume_pct = volume_pct.load(r);
+    s.amplifier_on = amplifier_on.load(r);
+    s.alert = alert.load(r);
     return s;
 }
 
 #define LOA_COUNTER_FIELDS(X)                                                                   \
     X(received) X(lost) X(late) X(duplicate) X(malformed) X(foreign) X(concealed) X(fec_recovered) \
     X(reordered) X(underruns) X(rtcp_sent) X(rtcp_received) X(sr_received) X(decode_errors) X(overflow)      \
-    X(ssrc_changes) X(samples_played)
+    X(ssrc_changes) X(samples_played) X(outranked) X(amp_switches)
 
 std::string CountersSnapshot::to_text() const {
     std::string out;
@@ -75,6 +80,12 @@ std::string CountersSnapshot::to_text() const {
     out += line;
     std::snprintf(line, sizeof line, "  %-14s %d ppm\n", "drift", drift_ppm);
     out += line;
+    std::snprintf(line, sizeof line, "  %-14s %d %%\n", "volume", volume_pct);
+    out += line;
+    std::snprintf(line, sizeof line, "  %-14s %s\n", "amplifier", amplifier_on ? "on" : "off");
+    out += line;
+    std::snprintf(line, sizeof line, "  %-14s %s\n", "alert", alert ? "yes" : "no");
+    out += line;
     return out;
 }
 
@@ -87,6 +98,9 @@ std::string CountersSnapshot::to_json(const std::string& cluster_id) const {
     out += ",\"buffer_delay_ms\":" + std::to_string(buffer_delay_ms);
     out += ",\"target_delay_ms\":" + std::to_string(target_delay_ms);
     out += ",\"drift_ppm\":" + std::to_string(drift_ppm);
+    out += ",\"volume_pct\":" + std::to_string(volume_pct);
+    out += std::string(",\"amplifier_on\":") + (amplifier_on ? "true" : "false");
+    out += std::string(",\"alert\":") + (alert ? "true" : "false");
     out += "}";
     return out;
 }

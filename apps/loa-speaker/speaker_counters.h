@@ -26,10 +26,15 @@ struct CountersSnapshot {
     std::uint64_t overflow = 0;        // packets pushed out of a full jitter buffer
     std::uint64_t ssrc_changes = 0;    // streams started (the first included)
     std::uint64_t samples_played = 0;   // output samples produced (48 kHz)
+    std::uint64_t outranked = 0;       // RTP of another SSRC ignored: the playing stream outranks it
+    std::uint64_t amp_switches = 0;    // amplifier state changes (on or off) asked for
     std::uint32_t playing_ssrc = 0;
     int buffer_delay_ms = 0;           // audio buffered ahead of the play head (playout's current delay)
     int target_delay_ms = 0;           // the playout's target delay (adaptive or imposed)
     int drift_ppm = 0;                 // the playout's resampling correction
+    int volume_pct = 100;              // software volume in force (forced by an alert, else configured)
+    bool amplifier_on = false;         // amplifier state the speaker asks for
+    bool alert = false;                // the playing stream is an alert
 
     /// Multi-line human-readable listing (stderr at exit).
     std::string to_text() const;
@@ -40,11 +45,14 @@ struct CountersSnapshot {
 struct Counters {
     std::atomic<std::uint64_t> received{0}, lost{0}, late{0}, duplicate{0}, malformed{0}, foreign{0},
         concealed{0}, fec_recovered{0}, reordered{0}, underruns{0}, rtcp_sent{0}, rtcp_received{0}, sr_received{0},
-        decode_errors{0}, overflow{0}, ssrc_changes{0}, samples_played{0};
+        decode_errors{0}, overflow{0}, ssrc_changes{0}, samples_played{0}, outranked{0}, amp_switches{0};
     std::atomic<std::uint32_t> playing_ssrc{0};
     std::atomic<int> buffer_delay_ms{0};
     std::atomic<int> target_delay_ms{0};
     std::atomic<int> drift_ppm{0};
+    std::atomic<int> volume_pct{100};
+    std::atomic<bool> amplifier_on{false};
+    std::atomic<bool> alert{false};
 
     CountersSnapshot snapshot() const noexcept;
 };

@@ -30,18 +30,43 @@ std::uint32_t clamp32(std::uint64_t v) noexcept {
 }  // namespace
 
 SpeakerPipeline::SpeakerPipeline(const SpeakerConfig& config, std::int64_t start_ns)
-    : config_(config), start_ns_(start_ns), playout_(playout_config(config)) {
+    : config_(config),
+      start_ns_(start_ns),
+      playout_(playout_config(config)),
+      amp_(AmpHookSettings{config.amp_command, config.amp_gpio, std::chrono::milliseconds(10000)}),
+      hold_ns_(static_cast<std::int64_t>(config.preempt_hold_ms) * 1'000'000),
+      idle_ns_(static_cast<std::int64_t>(config.amp_idle_ms) * 1'000'000),
+      amp_auto_(config.amp_auto && amp_.configured()) {
     destinations_.resize(config_.engines.size());
     for (std::size_t i = 0; i < config_.engines.size(); ++i) {
         const auto& e = config_.engines[i];
         if (e.port) destinations_[i] = boost::asio::ip::udp::endpoint(e.address, *e.port);
     }
-    set_volume(config_.volume_pct);
+    base_volume_pct_ = volume_pct_ = std::clamp(config_.volume_pct, 0, 100);
+    gain_ = target_gain_ = static_cast<float>(volume_pct_) / 100.0f;
+    counters_.volume_pct.store(volume_pct_, kRelaxed);
+    amp_.request(false);  // start from a known state
 }
 
 void SpeakerPipeline::set_volume(int pct) noexcept {
-    volume_pct_ = std::clamp(pct, 0, 100);
-    gain_ = static_cast<float>(volume_pct_) / 100.0f;
+    base_volume_pct_ = std::clamp(pct, 0, 100);
+    if (alert_) return;  // the alert's volume stays in force
+    if (base_volume_pct_ != volume_pct_) {
+        volume_pct_ = base_volume_pct_;
+        target_gain_ = static_cast<float>(volume_pct_) / 100.0f;
+        counters_.volume_pct.store(volume_pct_, kRelaxed);
+        report_due_ = true;
+    }
+}
+
+bool SpeakerPipeline::switch_amplifier_off(std::chrono::milliseconds timeout) {
+    if (amplifier_on_) {
+        amplifier_on_ = false;
+        counters_.amplifier_on.store(false, kRelaxed);
+        counters_.amp_switches.fetch_add(1, kRelaxed);
+    }
+    amp_.request(false);
+    return amp_.wait_applied(timeout);
 }
 
 DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
@@ -76,9 +101,7 @@ DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
         }
     } else {
         transport::RtpView v;
-        if (transport::RtpView::parse(bytes, v) == transport::Status::Ok && on_media_packet(v, now_ns)) {
-            kind = DatagramKind::Media;
-        }
+        if (transport::RtpView::parse(bytes, v) == transport::Status::Ok) kind = on_media_packet(v, now_ns);
     }
     if (kind == DatagramKind::Malformed) {
         counters_.malformed.fetch_add(1, kRelaxed);
@@ -88,14 +111,75 @@ DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
     return kind;
 }
 
-bool SpeakerPipeline::on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept {
+bool SpeakerPipeline::outranked(std::uint32_t ssrc, int level, bool marker, std::int64_t now_ns) const noexcept {
+    if (!has_current_ || ssrc == current_ssrc_) return false;
+    if (now_ns - current_last_ns_ >= hold_ns_) return false;  // the playing stream went quiet: anyone may take over
+    if (level != current_level_) return level < current_level_;
+    // Same level: the newest wins, but the stream just left returns only
+    // with a programme's first packet (its stragglers are still in flight).
+    return !marker && has_previous_ && ssrc == previous_ssrc_;
+}
+
+DatagramKind SpeakerPipeline::on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept {
+    const engine::StreamSignal signal = engine::read_stream_signal(v);
+    const int level = signal.level ? static_cast<int>(*signal.level) : kUnknownLevel;
+    if (outranked(v.ssrc(), level, v.marker(), now_ns)) {
+        counters_.outranked.fetch_add(1, kRelaxed);
+        return DatagramKind::Outranked;
+    }
     const engine::PlayoutPush r = playout_.push(v, now_ns);
-    if (r == engine::PlayoutPush::Malformed) return false;  // counted as malformed by the caller
+    if (r == engine::PlayoutPush::Malformed) return DatagramKind::Malformed;  // counted by the caller
     counters_.received.fetch_add(1, kRelaxed);
-    if (r == engine::PlayoutPush::NewStream) reception_.reset(v.ssrc());
+    if (r == engine::PlayoutPush::NewStream) {
+        // The playout flushed the old stream and plays this one as soon as
+        // its delay allows: from here on this is the playing stream.
+        reception_.reset(v.ssrc());
+        if (has_current_ && current_ssrc_ != v.ssrc()) {
+            has_previous_ = true;
+            previous_ssrc_ = current_ssrc_;
+        }
+        has_current_ = true;
+        current_ssrc_ = v.ssrc();
+        current_level_ = level;
+        alert_.reset();  // a new stream is an alert only if it says so
+    }
+    // Anything else of another SSRC was a straggler the playout refused.
+    if (has_current_ && v.ssrc() == current_ssrc_) {
+        current_last_ns_ = now_ns;
+        if (signal.level) current_level_ = level;
+        if (signal.alert) alert_ = signal.alert;
+    }
     if (reception_.ssrc() == v.ssrc()) reception_.on_packet(v.sequence(), v.timestamp(), now_ns);
     publish_playout_stats();
-    return true;
+    update_state(now_ns);
+    return DatagramKind::Media;
+}
+
+void SpeakerPipeline::update_state(std::int64_t now_ns) noexcept {
+    const std::int64_t quiet_ns = now_ns - current_last_ns_;
+    if (alert_) {
+        const std::int64_t delay_ns = static_cast<std::int64_t>(counters_.target_delay_ms.load(kRelaxed)) * 1'000'000;
+        if (quiet_ns >= hold_ns_ + delay_ns) alert_.reset();  // the alert stream ended
+    }
+    counters_.alert.store(alert_.has_value(), kRelaxed);
+
+    const int volume = alert_ ? alert_->volume_pct : base_volume_pct_;
+    if (volume != volume_pct_) {
+        volume_pct_ = volume;
+        target_gain_ = static_cast<float>(volume) / 100.0f;
+        counters_.volume_pct.store(volume, kRelaxed);
+        report_due_ = true;
+    }
+
+    const bool playing = has_current_ && quiet_ns < idle_ns_;
+    const bool amp = (alert_ && alert_->amplifier_on) || (amp_auto_ && playing);
+    if (amp != amplifier_on_) {
+        amplifier_on_ = amp;
+        amp_.request(amp);
+        counters_.amplifier_on.store(amp, kRelaxed);
+        counters_.amp_switches.fetch_add(1, kRelaxed);
+        report_due_ = true;
+    }
 }
 
 void SpeakerPipeline::publish_playout_stats() noexcept {
@@ -117,14 +201,27 @@ void SpeakerPipeline::publish_playout_stats() noexcept {
 }
 
 void SpeakerPipeline::render(std::span<float> out, std::int64_t now_ns) noexcept {
+    update_state(now_ns);
     playout_.render(out, now_ns);
-    if (gain_ != 1.0f) codecs::apply_gain(out, gain_);
+    if (gain_ != target_gain_ && !out.empty()) {
+        // A volume change ramps over this block instead of stepping (no click).
+        const float step = (target_gain_ - gain_) / static_cast<float>(out.size());
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] *= gain_ + step * static_cast<float>(i + 1);
+        gain_ = target_gain_;
+    } else if (gain_ != 1.0f) {
+        codecs::apply_gain(out, gain_);
+    }
     codecs::hard_limit(out);
     counters_.samples_played.fetch_add(out.size(), kRelaxed);
     publish_playout_stats();
 }
 
-bool SpeakerPipeline::take_report_request() noexcept { return playout_.take_stream_change(); }
+bool SpeakerPipeline::take_report_request() noexcept {
+    const bool changed = playout_.take_stream_change();
+    const bool due = report_due_;
+    report_due_ = false;
+    return changed || due;
+}
 
 std::size_t SpeakerPipeline::build_report(std::span<std::uint8_t> out, std::int64_t now_ns) noexcept {
     transport::RtcpWriter w(out);
@@ -143,7 +240,7 @@ std::size_t SpeakerPipeline::build_report(std::span<std::uint8_t> out, std::int6
     transport::ClusterStatus st;
     st.playing_ssrc = c.playing_ssrc;
     st.volume_pct = static_cast<std::uint8_t>(volume_pct_);
-    st.amplifier_on = amplifier_on_;
+    st.amplifier_on = amplifier_on_;  // volume_pct_ is the one in force (an alert's forced volume)
     st.buffer_delay_ms = static_cast<std::uint16_t>(std::clamp(c.buffer_delay_ms, 0, 0xFFFF));
     st.packets_received = clamp32(c.received);
     st.packets_lost = clamp32(c.lost);

@@ -1,5 +1,7 @@
 #include "clips_cmd.h"
 
+#include "output.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -20,27 +22,6 @@ using loa::engine::RpcCode;
 namespace loactl {
 
 namespace {
-
-std::string json_of(const google::protobuf::Message& m) {
-    std::string out;
-    google::protobuf::util::JsonPrintOptions o;
-    o.preserve_proto_field_names = true;
-    (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-    return out;
-}
-
-/// One unary call; prints the error and returns its code, or 0 with `out` filled.
-template <class Resp>
-int call(loa::engine::ControlClient& c, const std::string& method, const google::protobuf::Message& req, Resp& out,
-         int timeout_ms) {
-    const auto r = c.call(method, req, timeout_ms);
-    if (r.code() != pb::OK) {
-        std::cerr << "loactl: " << method << ": " << pb::StatusCode_Name(r.code()) << ": " << r.message() << "\n";
-        return r.code();
-    }
-    if (!out.ParseFromString(r.payload())) throw ControlError(RpcCode::Internal, "unreadable response from the engine");
-    return 0;
-}
 
 std::string duration(std::int64_t ms) {
     char b[32];
@@ -79,26 +60,14 @@ void progress_bar(std::uint64_t done, std::uint64_t total) {
 }
 
 void print_table(const std::vector<pb::Clip>& clips) {
-    std::vector<std::vector<std::string>> rows{{"ID", "NAME", "ZONE", "DURATION", "FORMAT", "LUFS", "SIZE", "USES"}};
+    Table t({"ID", "NAME", "ZONE", "DURATION", "FORMAT", "LUFS", "SIZE", "USES"});
     for (const auto& c : clips) {
-        rows.push_back({std::to_string(c.id()), c.name(), c.zone_id().empty() ? "*" : c.zone_id(),
+        t.add({std::to_string(c.id()), c.name(), c.zone_id().empty() ? "*" : c.zone_id(),
                         duration(c.duration_ms()),
                         c.format() + " " + std::to_string(c.sample_rate()) + " Hz " + std::to_string(c.channels()) + " ch",
                         lufs(c.loudness_lufs()), mib(c.size_bytes()), std::to_string(c.uses())});
     }
-    std::vector<std::size_t> w(rows[0].size(), 0);
-    for (const auto& r : rows) {
-        for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
-    }
-    for (const auto& r : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            line += r[i];
-            if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
-        }
-        while (!line.empty() && line.back() == ' ') line.pop_back();
-        std::cout << line << "\n";
-    }
+    t.print();
 }
 
 int upload(const ClipsCommands& cmds, loa::engine::ControlClient& c, bool json, int timeout_ms) {

@@ -20,12 +20,18 @@
 #include "loa/control/v1/control.pb.h"
 #include "loa/engine/control_client.h"
 #include "loa/engine/control_status.h"
+#include "alerts_cmd.h"
 #include "clips_cmd.h"
+#include "output.h"
 #include "programmes_cmd.h"
+#include "schedules_cmd.h"
+#include "studios_cmd.h"
 
 namespace pb = loa::control::v1;
 using loa::engine::ControlError;
 using loa::engine::RpcCode;
+using loactl::json_of;
+using loactl::Table;
 
 namespace {
 
@@ -37,37 +43,6 @@ struct Options {
     int timeout_ms = 30000;
 };
 
-std::string to_json(const google::protobuf::Message& m) {
-    std::string out;
-    google::protobuf::util::JsonPrintOptions o;
-    o.preserve_proto_field_names = true;
-    (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-    return out;
-}
-
-class Table {
-public:
-    explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
-    void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-    void print() const {
-        std::vector<std::size_t> w(rows_[0].size(), 0);
-        for (const auto& r : rows_) {
-            for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
-        }
-        for (const auto& r : rows_) {
-            std::string line;
-            for (std::size_t i = 0; i < r.size(); ++i) {
-                line += r[i];
-                if (i + 1 < r.size()) line += std::string(w[i] - r[i].size() + 2, ' ');
-            }
-            while (!line.empty() && line.back() == ' ') line.pop_back();
-            std::cout << line << "\n";
-        }
-    }
-
-private:
-    std::vector<std::vector<std::string>> rows_;
-};
 
 std::string lower_enum(const std::string& name) {
     std::string out;
@@ -149,7 +124,7 @@ void print_operators(const pb::ListOperatorsResponse& r) {
 template <class M>
 void show(const Cli& cli, const M& m, void (*human)(const M&)) {
     if (cli.options().json) {
-        std::cout << to_json(m) << "\n";
+        std::cout << json_of(m) << "\n";
     } else {
         human(m);
     }
@@ -264,6 +239,12 @@ int main(int argc, char** argv) {
     loactl::add_clips_commands(app, clips_cmds);
     loactl::ProgrammesCommands programmes_cmds;
     loactl::add_programmes_commands(app, programmes_cmds);
+    loactl::AlertsCommands alerts_cmds;
+    loactl::add_alerts_commands(app, alerts_cmds);
+    loactl::StudiosCommands studios_cmds;
+    loactl::add_studios_commands(app, studios_cmds);
+    loactl::SchedulesCommands schedules_cmds;
+    loactl::add_schedules_commands(app, schedules_cmds);
 
     auto* watch = app.add_subcommand("watch", "stream events");
     watch->add_option("--after", after_seq, "resume after this event seq");
@@ -337,7 +318,7 @@ int main(int argc, char** argv) {
             req.set_id(id);
             pb::DeleteZoneResponse r;
             if (cli.call("DeleteZone", req, r)) {
-                if (o.json) std::cout << to_json(r) << "\n";
+                if (o.json) std::cout << json_of(r) << "\n";
                 else std::cout << "zone " << id << " deleted\n";
             }
         } else if (clist->parsed()) {
@@ -349,7 +330,7 @@ int main(int argc, char** argv) {
             for (;;) {
                 pb::ListClustersResponse r;
                 if (!cli.call("ListClusters", req, r)) break;
-                if (o.json) std::cout << to_json(r) << "\n";
+                if (o.json) std::cout << json_of(r) << "\n";
                 all.insert(all.end(), r.clusters().begin(), r.clusters().end());
                 if (!all_pages || r.next_page_token().empty()) {
                     if (!o.json) {
@@ -383,7 +364,7 @@ int main(int argc, char** argv) {
                 ok = cli.call("SetClusterEnabled", req, c);
             }
             if (ok) {
-                if (o.json) std::cout << to_json(c) << "\n";
+                if (o.json) std::cout << json_of(c) << "\n";
                 else print_clusters({c});
             }
         } else if (cremove->parsed()) {
@@ -391,7 +372,7 @@ int main(int argc, char** argv) {
             req.set_id(id);
             pb::RemoveClusterResponse r;
             if (cli.call("RemoveCluster", req, r)) {
-                if (o.json) std::cout << to_json(r) << "\n";
+                if (o.json) std::cout << json_of(r) << "\n";
                 else std::cout << "cluster " << id << " removed\n";
             }
         } else if (olist->parsed()) {
@@ -406,7 +387,7 @@ int main(int argc, char** argv) {
             pb::CreateOperatorResponse r;
             if (cli.call("CreateOperator", req, r)) {
                 if (o.json) {
-                    std::cout << to_json(r) << "\n";
+                    std::cout << json_of(r) << "\n";
                 } else {
                     std::cout << "operator " << r.operator_().name() << " created; token (shown once, keep it safe):\n"
                               << r.token() << "\n";
@@ -417,7 +398,7 @@ int main(int argc, char** argv) {
             req.set_name(name);
             pb::RevokeOperatorResponse r;
             if (cli.call("RevokeOperator", req, r)) {
-                if (o.json) std::cout << to_json(r) << "\n";
+                if (o.json) std::cout << json_of(r) << "\n";
                 else std::cout << "operator " << name << " revoked\n";
             }
         } else if (clips_cmds.parsed()) {
@@ -425,6 +406,13 @@ int main(int argc, char** argv) {
         } else if (programmes_cmds.parsed()) {
             cli.set_status(
                 loactl::run_programmes_command(programmes_cmds, cli.client(), o.token, o.json, o.timeout_ms));
+        } else if (alerts_cmds.parsed()) {
+            cli.set_status(loactl::run_alerts_command(alerts_cmds, cli.client(), o.token, o.json, o.timeout_ms));
+        } else if (studios_cmds.parsed()) {
+            cli.set_status(loactl::run_studios_command(studios_cmds, cli.client(), o.token, o.json, o.timeout_ms));
+        } else if (schedules_cmds.parsed()) {
+            cli.set_status(
+                loactl::run_schedules_command(schedules_cmds, cli.client(), o.token, o.json, o.timeout_ms));
         } else if (watch->parsed()) {
             pb::WatchEventsRequest req;
             req.set_after_seq(after_seq);
@@ -445,7 +433,7 @@ int main(int argc, char** argv) {
                 pb::Event ev;
                 if (!ev.ParseFromString(r->payload())) throw ControlError(RpcCode::Internal, "unreadable event");
                 if (o.json) {
-                    std::cout << to_json(ev) << std::endl;
+                    std::cout << json_of(ev) << std::endl;
                 } else {
                     std::cout << ev.seq() << "  " << lower_enum(pb::EventKind_Name(ev.kind())) << "  " << ev.subject()
                               << "  " << ev.message() << std::endl;

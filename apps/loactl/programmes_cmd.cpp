@@ -1,5 +1,7 @@
 #include "programmes_cmd.h"
 
+#include "output.h"
+
 #include <cctype>
 #include <cstdio>
 #include <iostream>
@@ -17,26 +19,6 @@ using loa::engine::RpcCode;
 namespace loactl {
 
 namespace {
-
-std::string json_of(const google::protobuf::Message& m) {
-    std::string out;
-    google::protobuf::util::JsonPrintOptions o;
-    o.preserve_proto_field_names = true;
-    (void)google::protobuf::util::MessageToJsonString(m, &out, o);
-    return out;
-}
-
-template <class Resp>
-int call(loa::engine::ControlClient& c, const std::string& method, const google::protobuf::Message& req, Resp& out,
-         int timeout_ms) {
-    const auto r = c.call(method, req, timeout_ms);
-    if (r.code() != pb::OK) {
-        std::cerr << "loactl: " << method << ": " << pb::StatusCode_Name(r.code()) << ": " << r.message() << "\n";
-        return r.code();
-    }
-    if (!out.ParseFromString(r.payload())) throw ControlError(RpcCode::Internal, "unreadable response from the engine");
-    return 0;
-}
 
 std::string state_name(pb::ProgrammeState s) {
     switch (s) {
@@ -63,9 +45,11 @@ void add_programmes_commands(CLI::App& app, ProgrammesCommands& cmds) {
     cmds.start->add_option("--name", cmds.name, "display name");
     auto* src = cmds.start->add_option_group("source", "what it plays");
     src->add_option("--tone", cmds.tone_hz, "a test tone of HZ");
+    src->add_option("--clip-id", cmds.clip_id, "a catalogue clip (loactl clips list)");
     src->add_option("--clip", cmds.clip, "an audio file on the engine host (absolute path; admin only)");
     src->add_option("--studio", cmds.studio, "a declared studio");
     src->require_option(1);
+    cmds.start->add_flag("--loop", cmds.loop, "clips: repeat until stopped (default: play once)");
     cmds.stop = p->add_subcommand("stop", "stop a programme");
     cmds.stop->add_option("id", cmds.id, "programme id")->required();
     cmds.list = p->add_subcommand("list", "programmes in your scope with their state");
@@ -84,7 +68,10 @@ int run_programmes_command(const ProgrammesCommands& cmds, loa::engine::ControlC
         }
         req.set_level(static_cast<pb::Level>(static_cast<int>(*level) + 1));
         for (const auto& z : cmds.zones) req.add_zone_ids(z);
-        if (!cmds.clip.empty()) {
+        req.set_loop(cmds.loop);
+        if (cmds.clip_id != 0) {
+            req.set_clip_id(static_cast<std::uint64_t>(cmds.clip_id));
+        } else if (!cmds.clip.empty()) {
             req.set_clip_path(cmds.clip);
         } else if (!cmds.studio.empty()) {
             req.set_studio(cmds.studio);

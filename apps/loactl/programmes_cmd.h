@@ -1,5 +1,6 @@
 #pragma once
-// loactl programmes: start --zone Z [--zone Z2] --level L (--tone HZ | --clip PATH | --studio NAME) [--name N],
+// loactl programmes: start --zone Z [--zone Z2] --level L (--tone HZ | --clip-id ID | --clip PATH | --studio NAME)
+// [--loop] [--name N],
 // stop ID, list.
 
 #include <cstdint>
@@ -20,7 +21,9 @@ struct ProgrammesCommands {
     std::string level = "scheduled";
     std::string name;
     double tone_hz = 0;
+    std::int64_t clip_id = 0;
     std::string clip;
+    bool loop = false;
     std::string studio;
     std::uint64_t id = 0;
     bool parsed() const { return start->parsed() || stop->parsed() || list->parsed(); }

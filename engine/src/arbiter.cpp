@@ -267,6 +267,12 @@ Result<Reach> Arbiter::check(const ProgrammeSpec& spec) const {
     return reach;
 }
 
+std::optional<Reach> Arbiter::reach(std::uint64_t id) const {
+    const auto it = programmes_.find(id);
+    if (it == programmes_.end()) return std::nullopt;
+    return reach_of(it->second.targets, nullptr, id);
+}
+
 Result<Reach> Arbiter::add(const ProgrammeSpec& spec) {
     auto reach = check(spec);
     if (!reach) return reach;

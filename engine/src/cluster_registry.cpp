@@ -1,6 +1,7 @@
 #include "loa/engine/cluster_registry.h"
 
 #include <cstring>
+#include <unordered_set>
 
 #include "loa/transport/rtcp_packet.h"
 
@@ -15,6 +16,39 @@ ClusterRegistry::ClusterRegistry(const std::vector<ClusterConfig>& clusters, std
         clusters_.emplace(c.id, std::move(s));
         order_.push_back(c.id);
     }
+    configured_ = order_.size();
+}
+
+void ClusterRegistry::set_registered(
+    const std::vector<std::pair<std::string, boost::asio::ip::udp::endpoint>>& clusters) {
+    std::lock_guard lock(mutex_);
+    std::unordered_map<std::string, boost::asio::ip::udp::endpoint> wanted;
+    wanted.reserve(clusters.size());
+    for (const auto& [id, address] : clusters) wanted.emplace(id, address);
+    std::vector<std::string> order(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(configured_));
+    const std::unordered_set<std::string> configured(order.begin(), order.end());
+    // Keep the registered clusters still wanted, in their order, with their state.
+    for (std::size_t i = configured_; i < order_.size(); ++i) {
+        const auto& id = order_[i];
+        if (const auto it = wanted.find(id); it != wanted.end()) {
+            clusters_.at(id).configured_address = it->second;
+            order.push_back(id);
+            wanted.erase(it);
+        } else {
+            clusters_.erase(id);
+        }
+    }
+    // New ones, in the order given.
+    for (const auto& [id, address] : clusters) {
+        if (configured.contains(id) || !wanted.contains(id)) continue;
+        ClusterSnapshot s;
+        s.id = id;
+        s.configured_address = address;
+        clusters_.emplace(id, std::move(s));
+        order.push_back(id);
+        wanted.erase(id);
+    }
+    order_ = std::move(order);
 }
 
 ClusterRegistry::Result ClusterRegistry::on_rtcp(std::span<const std::uint8_t> datagram,

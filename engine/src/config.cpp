@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include "loa/codecs/audio_format.h"
+#include "loa/engine/schedule.h"
 #include "loa/transport/udp_socket.h"
 
 namespace loa::engine {
@@ -238,6 +239,16 @@ void read_engine(TableReader& r, EngineSettings& s, const std::filesystem::path&
         if (!levels.contains(*v)) r.fail("log_level", "must be one of trace, debug, info, warn, error, off");
         s.log_level = *v;
     }
+    if (auto v = r.string("time_zone")) {
+        // Checked the way schedules check it (the system tz database).
+        ScheduleSpec probe;
+        probe.time_zone = *v;
+        probe.first_date = std::chrono::year(2025) / std::chrono::January / 1;
+        if (v->empty() || !Schedule::make(probe)) {
+            r.fail("time_zone", "is not a known IANA time zone (e.g. Asia/Ho_Chi_Minh)");
+        }
+        s.time_zone = *v;
+    }
     r.reject_unknown();
 }
 
@@ -351,7 +362,22 @@ StudioConfig read_studio(TableReader& r, const EngineConfig& cfg) {
         s.source_address = a;
     }
     if (!s.ssrc && !s.source_address) r.fail("ssrc", "a studio needs an ssrc, a source_address or both");
-    s.program = r.required_string("program");
+    for (const auto& o : cfg.studio_seeds) {
+        if (o.name == s.name) r.fail("name", "duplicate studio name \"" + s.name + "\"");
+    }
+    if (auto zone = r.string("zone")) {
+        // A seeded studio lives in the state database and feeds run-time programmes.
+        if (cfg.find_zone(*zone) == nullptr) {
+            r.fail("zone", "names unknown zone \"" + *zone + "\" (declare it in [[zone]])");
+        }
+        if (r.has("program")) {
+            r.fail("program", "a studio with a zone is seeded into the state database and feeds run-time "
+                              "programmes; it cannot also name a configured programme");
+        }
+        s.zone = *zone;
+    } else {
+        s.program = r.required_string("program");
+    }
     if (auto v = r.integer("min_delay_ms", 0, 2000)) s.min_delay_ms = static_cast<int>(*v);
     if (auto v = r.integer("max_delay_ms", 10, 5000)) s.max_delay_ms = static_cast<int>(*v);
     if (s.min_delay_ms > s.max_delay_ms) r.fail("min_delay_ms", "must not exceed max_delay_ms");
@@ -361,7 +387,11 @@ StudioConfig read_studio(TableReader& r, const EngineConfig& cfg) {
     }
     // Two studios with the same criteria could never be told apart. (When
     // criteria merely overlap, the first studio declared takes the packet.)
-    for (const auto& o : cfg.studios) {
+    std::vector<const StudioConfig*> others;
+    for (const auto& o : cfg.studios) others.push_back(&o);
+    for (const auto& o : cfg.studio_seeds) others.push_back(&o);
+    for (const auto* other : others) {
+        const auto& o = *other;
         if (o.ssrc == s.ssrc && o.source_address == s.source_address) {
             r.fail("ssrc", "studios \"" + o.name + "\" and \"" + s.name +
                                "\" cannot be told apart (give them distinct ssrc or source_address)");
@@ -457,7 +487,8 @@ EngineConfig parse_config(const std::string& toml_text, const std::string& file_
         std::size_t i = 0;
         for (const auto& node : *arr) {
             TableReader r(*node.as_table(), "studio[" + std::to_string(i++) + "]", file_name);
-            cfg.studios.push_back(read_studio(r, cfg));
+            auto studio = read_studio(r, cfg);
+            (studio.zone.empty() ? cfg.studios : cfg.studio_seeds).push_back(std::move(studio));
         }
     }
     if (const auto* arr = top.tables("program")) {

@@ -13,30 +13,20 @@
 
 #include "loa/engine/control_service.h"
 
+#include "control_util.h"
+
 namespace loa::engine {
 
 namespace pb = loa::control::v1;
 
 namespace {
 
-[[noreturn]] void fail(RpcCode code, const std::string& message) { throw ControlError(code, message); }
+using control_util::fail;
+using control_util::parse;
+using control_util::scope_name;
 
-template <class M>
-M parse(const std::string& payload, const char* what) {
-    M m;
-    if (!m.ParseFromString(payload)) fail(RpcCode::InvalidArgument, std::string("payload is not a valid ") + what);
-    return m;
-}
-
-void require_operator(const Caller& c, const char* action) {
-    if (static_cast<int>(c.role) < static_cast<int>(Role::Operator)) {
-        fail(RpcCode::PermissionDenied, std::string(action) + " needs role operator (you are " +
-                                            std::string(to_string(c.role)) + ")");
-    }
-}
-
-std::string scope_name(const std::string& zone) { return zone.empty() ? "the whole network" : "zone '" + zone + "'"; }
-std::string who(const Caller& c) { return c.is_local_admin() ? std::string("local admin") : c.operator_name; }
+void require_operator(const Caller& c, const char* action) { control_util::require_role(c, Role::Operator, action); }
+std::string who(const Caller& c) { return control_util::caller_name(c); }
 /// Who may continue an upload: the same operator (or the local admin).
 std::string owner_of(const Caller& c) { return c.is_local_admin() ? std::string("\n local admin") : c.operator_name; }
 

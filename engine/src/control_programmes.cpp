@@ -5,22 +5,18 @@
 #include "loa/engine/control_service.h"
 #include "loa/engine/programme_control.h"
 
+#include "control_util.h"
+
 namespace loa::engine {
 
 namespace {
 namespace pb = loa::control::v1;
 
-[[noreturn]] void fail_with(RpcCode code, const std::string& message) { throw ControlError(code, message); }
-
-template <typename T>
-T parse_request(const std::string& payload, const char* name) {
-    T m;
-    if (!m.ParseFromString(payload)) fail_with(RpcCode::InvalidArgument, std::string("malformed ") + name);
-    return m;
-}
+using control_util::fail;
+using control_util::parse;
 
 ProgrammeControl& need(ProgrammeControl* p) {
-    if (p == nullptr) fail_with(RpcCode::Unavailable, "this engine does not run programmes from the control plane");
+    if (p == nullptr) fail(RpcCode::Unavailable, "this engine does not run programmes from the control plane");
     return *p;
 }
 
@@ -34,7 +30,7 @@ pb::ProgrammeState state_to_proto(const std::optional<ProgrammeState>& s) {
     return pb::PROGRAMME_STATE_UNSPECIFIED;
 }
 
-std::string who_is(const Caller& c) { return c.is_local_admin() ? std::string("local admin") : c.operator_name; }
+std::string who_is(const Caller& c) { return control_util::caller_name(c); }
 
 std::string zone_list(const std::vector<std::string>& zones) {
     std::string out;
@@ -44,14 +40,15 @@ std::string zone_list(const std::vector<std::string>& zones) {
 }  // namespace
 
 std::string ControlService::start_programme(const Caller& caller, const std::string& payload) {
-    const auto req = parse_request<pb::StartProgrammeRequest>(payload, "StartProgrammeRequest");
+    const auto req = parse<pb::StartProgrammeRequest>(payload, "StartProgrammeRequest");
     auto& control = need(programmes_);
     ProgrammeRequest r;
     r.name = req.name();
     const int level = static_cast<int>(req.level());
-    if (level < 1 || level > 6) fail_with(RpcCode::InvalidArgument, "level must be one of background .. emergency");
+    if (level < 1 || level > 6) fail(RpcCode::InvalidArgument, "level must be one of background .. emergency");
     r.level = static_cast<Priority>(level - 1);
     r.target_zones.assign(req.zone_ids().begin(), req.zone_ids().end());
+    r.loop = req.loop();
     switch (req.source_case()) {
         case pb::StartProgrammeRequest::kToneHz:
             r.source = ProgrammeRequest::Source::Tone;
@@ -66,13 +63,15 @@ std::string ControlService::start_programme(const Caller& caller, const std::str
             r.studio = req.studio();
             break;
         case pb::StartProgrammeRequest::kClipId:
-            fail_with(RpcCode::Unimplemented, "programmes from catalogue clips are not wired in yet (use clip_path)");
+            r.source = ProgrammeRequest::Source::ClipId;
+            r.clip_id = static_cast<std::int64_t>(req.clip_id());
+            break;
         default:
-            fail_with(RpcCode::InvalidArgument, "a programme needs a source (tone_hz, clip_path or studio)");
+            fail(RpcCode::InvalidArgument, "a programme needs a source (tone_hz, clip_id, clip_path or studio)");
     }
-    if (const auto o = control.refresh_topology(); !o.ok()) fail_with(o.code, o.message);
+    if (const auto o = control.refresh_topology(); !o.ok()) fail(o.code, o.message);
     const auto id = control.start(caller, r);
-    if (!id) fail_with(id.error().code, id.error().message);
+    if (!id) fail(id.error().code, id.error().message);
     // Already playing (switching never waits for the database); answered
     // only once the programme and its event are committed. A failed commit
     // takes it off the air again.
@@ -81,7 +80,11 @@ std::string ControlService::start_programme(const Caller& caller, const std::str
     const auto row = control.row(id.value());
     try {
         store_.write([&] {
-            if (row) store_.insert_programme(*row);
+            if (row) {
+                store_.insert_programme(*row);
+                // The clip cannot be deleted while a programme plays it.
+                if (const auto clip = ProgrammeControl::clip_of(*row)) store_.add_clip_uses(*clip, 1);
+            }
             seq = add_event(pb::PROGRAMME_STARTED, "programme/" + std::to_string(id.value()),
                         r.target_zones.size() == 1 ? r.target_zones.front() : std::string(),
                         who_is(caller) + " started programme " + std::to_string(id.value()) + " ('" + r.name +
@@ -98,14 +101,18 @@ std::string ControlService::start_programme(const Caller& caller, const std::str
 }
 
 std::string ControlService::stop_programme(const Caller& caller, const std::string& payload) {
-    const auto req = parse_request<pb::StopProgrammeRequest>(payload, "StopProgrammeRequest");
+    const auto req = parse<pb::StopProgrammeRequest>(payload, "StopProgrammeRequest");
     auto& control = need(programmes_);
     (void)control.refresh_topology();
     const auto o = control.may_stop(caller, req.id());
-    if (!o.ok()) fail_with(o.code, o.message);
+    if (!o.ok()) fail(o.code, o.message);
     std::uint64_t seq = 0;
+    const auto row = control.row(req.id());
     store_.write([&] {
         store_.delete_programme(req.id());
+        if (row) {
+            if (const auto clip = ProgrammeControl::clip_of(*row)) store_.add_clip_uses(*clip, -1);
+        }
         seq = add_event(pb::PROGRAMME_STOPPED, "programme/" + std::to_string(req.id()), {},
                         who_is(caller) + " stopped programme " + std::to_string(req.id()));
     });
@@ -115,7 +122,7 @@ std::string ControlService::stop_programme(const Caller& caller, const std::stri
 }
 
 std::string ControlService::list_programmes(const Caller& caller, const std::string& payload) {
-    parse_request<pb::ListProgrammesRequest>(payload, "ListProgrammesRequest");
+    parse<pb::ListProgrammesRequest>(payload, "ListProgrammesRequest");
     auto& control = need(programmes_);
     // Zones and clusters may have changed since the last call.
     (void)control.refresh_topology();

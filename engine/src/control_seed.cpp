@@ -27,6 +27,14 @@ bool valid_cluster_id(const std::string& id) {
     });
 }
 
+bool valid_studio_name(const std::string& name) {
+    if (name.empty() || name.size() > 64) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-';
+    });
+}
+
 std::string endpoint_text(const boost::asio::ip::udp::endpoint& ep) {
     const auto a = ep.address();
     return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
@@ -49,11 +57,34 @@ void seed_rows(const EngineConfig& config, std::vector<ZoneRow>& zones, std::vec
     }
 }
 
+std::vector<StudioRow> seed_studio_rows(const EngineConfig& config, std::int64_t now_unix_ms) {
+    std::vector<StudioRow> out;
+    for (const auto& s : config.studio_seeds) {
+        if (!valid_studio_name(s.name)) {
+            throw ControlError(RpcCode::InvalidArgument,
+                               "seed: studio name '" + s.name + "' must match [A-Za-z0-9._-]{1,64}");
+        }
+        StudioRow row;
+        row.name = s.name;
+        row.zone_id = s.zone;
+        row.ssrc = s.ssrc;
+        if (s.source_address) row.source_address = s.source_address->to_string();
+        row.min_delay_ms = s.min_delay_ms;
+        row.max_delay_ms = s.max_delay_ms;
+        row.fixed_delay_ms = s.fixed_delay_ms.value_or(0);
+        row.created_unix_ms = now_unix_ms;
+        row.created_by = "seed";
+        out.push_back(std::move(row));
+    }
+    return out;
+}
+
 SeedResult import_seed(Store& store, const EngineConfig& config, const Clock& clock) {
     SeedResult r;
     std::vector<ZoneRow> zones;
     std::vector<ClusterRow> clusters;
     seed_rows(config, zones, clusters);
+    const auto studios = seed_studio_rows(config, clock.unix_ns() / 1'000'000);
     if (const auto when = store.meta(kSeedKey)) {
         r.summary = "seed already imported (" + *when + "); the database is the source of truth";
         return r;
@@ -69,16 +100,20 @@ SeedResult import_seed(Store& store, const EngineConfig& config, const Clock& cl
     }
     const auto now_ms = clock.unix_ns() / 1'000'000;
     const std::string what = std::to_string(zones.size()) + " zone(s), " + std::to_string(clusters.size()) +
-                             " cluster(s) from " + config.file.string();
+                             " cluster(s)" +
+                             (studios.empty() ? std::string() : ", " + std::to_string(studios.size()) + " studio(s)") +
+                             " from " + config.file.string();
     store.write([&] {
         for (const auto& z : zones) store.insert_zone(z);
         for (const auto& c : clusters) store.insert_cluster(c);
+        for (const auto& s : studios) store.insert_studio(s);
         store.set_meta(kSeedKey, "at unix ms " + std::to_string(now_ms) + ": " + what);
         store.append_event(EventRow{0, now_ms, loa::control::v1::CONFIG_CHANGED, "seed", {}, "seed imported: " + what});
     });
     r.imported = true;
     r.zones = zones.size();
     r.clusters = clusters.size();
+    r.studios = studios.size();
     r.summary = "seed imported: " + what;
     return r;
 }

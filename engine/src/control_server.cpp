@@ -22,6 +22,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
@@ -44,9 +45,10 @@ class Session;
 // Everything the control thread owns; Sessions refer to it.
 struct ServerCore {
     ServerCore(ControlService& s, ControlServerOptions o)
-        : service(s), options(std::move(o)), acceptor(io), tcp_acceptor(io) {}
+        : service(s), options(std::move(o)), acceptor(io), tcp_acceptor(io), tick_timer(io) {}
 
     void accept(stream_acceptor& a, bool tcp);
+    void schedule_tick();
     void remove(const std::shared_ptr<Session>& s);
     void on_event(std::uint64_t seq);
 
@@ -56,6 +58,7 @@ struct ServerCore {
     stream_acceptor acceptor;      // the Unix socket
     stream_acceptor tcp_acceptor;  // open only with options.tcp_listen
     std::string tcp_endpoint;       // bound "HOST:PORT"
+    asio::steady_timer tick_timer;  // ControlService::tick()
     std::set<std::shared_ptr<Session>> sessions;
     std::atomic<std::size_t> session_count{0};
     std::thread thread;
@@ -310,6 +313,21 @@ void open_tcp(ServerCore& core) {
 
 }  // namespace
 
+void ServerCore::schedule_tick() {
+    if (options.tick_interval_ms == 0) return;
+    // Absolute deadlines, so ticks do not drift; after a stall the missed
+    // ones are skipped rather than run back to back.
+    const auto period = std::chrono::milliseconds(options.tick_interval_ms);
+    auto next = tick_timer.expiry() + period;
+    if (const auto now = std::chrono::steady_clock::now(); next < now) next = now + period;
+    tick_timer.expires_at(next);
+    tick_timer.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;  // cancelled by stop()
+        service.tick();  // never throws
+        schedule_tick();
+    });
+}
+
 void ServerCore::remove(const std::shared_ptr<Session>& s) {
     sessions.erase(s);
     session_count = sessions.size();
@@ -364,6 +382,8 @@ void ControlServer::start() {
     impl_->started = true;
     impl_->accept(impl_->acceptor, false);
     if (impl_->tcp_acceptor.is_open()) impl_->accept(impl_->tcp_acceptor, true);
+    impl_->tick_timer.expires_at(std::chrono::steady_clock::now());
+    impl_->schedule_tick();
     impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
 }
 
@@ -374,6 +394,7 @@ void ControlServer::stop() {
         boost::system::error_code ec;
         impl->acceptor.close(ec);
         impl->tcp_acceptor.close(ec);
+        impl->tick_timer.cancel();
         const auto all = std::vector<std::shared_ptr<Session>>(impl->sessions.begin(), impl->sessions.end());
         for (const auto& s : all) s->close();
         impl->io.stop();

@@ -1,5 +1,7 @@
 #include "loa/engine/control_service.h"
 
+#include "control_util.h"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -7,6 +9,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/delimited_message_util.h>
 
+#include "loa/engine/programme_control.h"
 #include "loa/transport/udp_socket.h"
 
 namespace loa::engine {
@@ -15,14 +18,16 @@ namespace pb = loa::control::v1;
 
 namespace {
 
-[[noreturn]] void fail(RpcCode code, const std::string& message) { throw ControlError(code, message); }
-
-template <class M>
-M parse(const std::string& payload, const char* what) {
-    M m;
-    if (!m.ParseFromString(payload)) fail(RpcCode::InvalidArgument, std::string("payload is not a valid ") + what);
-    return m;
+bool changes_topology(const std::string& method) {
+    static const std::set<std::string> kMethods = {"CreateZone",      "MoveZone",          "DeleteZone",
+                                                   "RegisterCluster", "SetClusterEnabled", "RemoveCluster"};
+    return kMethods.count(method) != 0;
 }
+
+using control_util::fail;
+using control_util::parse;
+using control_util::require_role;
+using control_util::scope_name;
 
 bool valid_id(const std::string& id, std::size_t max_len, bool allow_upper) {
     if (id.empty() || id.size() > max_len) return false;
@@ -41,14 +46,6 @@ void check_name(const std::string& name, const char* what) {
     if (name.size() > 200) fail(RpcCode::InvalidArgument, std::string(what) + " is longer than 200 bytes");
 }
 
-void require_role(const Caller& c, Role min, const char* action) {
-    if (static_cast<int>(c.role) < static_cast<int>(min)) {
-        fail(RpcCode::PermissionDenied, std::string(action) + " needs role " + std::string(to_string(min)) +
-                                            " (you are " + std::string(to_string(c.role)) + ")");
-    }
-}
-
-std::string scope_name(const std::string& zone) { return zone.empty() ? "the whole network" : "zone '" + zone + "'"; }
 
 pb::Level to_proto(Priority p) { return static_cast<pb::Level>(static_cast<int>(p) + 1); }
 
@@ -116,6 +113,17 @@ ControlService::ControlService(Store& store, const Clock& clock, unsigned engine
         {"StartProgramme", &ControlService::start_programme},
         {"StopProgramme", &ControlService::stop_programme},
         {"ListProgrammes", &ControlService::list_programmes},
+        {"RaiseAlert", &ControlService::raise_alert},
+        {"CancelAlert", &ControlService::cancel_alert},
+        {"ListAlerts", &ControlService::list_alerts},
+        {"GetAlertStatus", &ControlService::get_alert_status},
+        {"DeclareStudio", &ControlService::declare_studio},
+        {"ListStudios", &ControlService::list_studios},
+        {"RemoveStudio", &ControlService::remove_studio},
+        {"CreateSchedule", &ControlService::create_schedule},
+        {"ListSchedules", &ControlService::list_schedules},
+        {"DeleteSchedule", &ControlService::delete_schedule},
+        {"NextOccurrences", &ControlService::next_occurrences},
     };
     open_clip_catalog();
 }
@@ -165,6 +173,13 @@ CallOutcome ControlService::handle(const pb::Envelope& request, const PeerInfo& 
         }
         out.response.set_payload((this->*(it->second))(caller, request.payload()));
         out.response.set_code(pb::OK);
+        // Committed zone and cluster changes reach the fan-out at once: a new
+        // cluster starts hearing what its zone plays, a disabled one stops.
+        if (programmes_ != nullptr && changes_topology(request.method())) {
+            if (const auto o = programmes_->refresh_topology(); !o.ok()) {
+                out.response.set_message("committed; not applied to programmes: " + o.message);
+            }
+        }
     } catch (const ControlError& e) {
         out.response.set_code(static_cast<pb::StatusCode>(static_cast<int>(e.code())));
         out.response.set_message(e.what());
@@ -402,6 +417,9 @@ std::string ControlService::delete_zone(const Caller& caller, const std::string&
     }
     if (const auto n = store_.clip_count_in_zone(z->id); n > 0) {
         fail(RpcCode::FailedPrecondition, "zone '" + z->id + "' owns " + std::to_string(n) + " clip(s)");
+    }
+    if (const auto n = store_.studio_count_in_zone(z->id); n > 0) {
+        fail(RpcCode::FailedPrecondition, "zone '" + z->id + "' holds " + std::to_string(n) + " studio(s)");
     }
     std::uint64_t seq = 0;
     store_.write([&] {

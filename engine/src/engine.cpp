@@ -37,20 +37,24 @@ struct Engine::Io {
     asio::io_context context;
     std::vector<std::unique_ptr<Receiver>> v4;
     std::vector<std::unique_ptr<Receiver>> v6;
-    std::unique_ptr<Receiver> ingest;  // studios' RTP (only when studios are declared)
+    std::unique_ptr<Receiver> ingest;  // studios' RTP (when studios are declared or may be added)
     IngestRouter router;               // I/O thread
     std::optional<asio::steady_timer> sweep_timer;
 };
 
-// A declared studio: its ingest queue, the source that consumes it, and the
-// address it is latched to as the I/O thread last saw it (for stats).
+// A studio: its ingest queue and the source that consumes it. Fields other
+// than the feed belong to the control thread.
 struct Engine::Studio {
-    explicit Studio(const StudioConfig& c)
-        : config(c), feed(StudioMatch{c.name, c.ssrc, c.source_address}) {}
+    Studio(const StudioConfig& c, bool rt)
+        : config(c), feed(StudioMatch{c.name, c.ssrc, c.source_address}), runtime(rt) {}
     StudioConfig config;
     StudioFeed feed;
+    bool runtime = false;                  // added by add_studio()
     const StudioSource* source = nullptr;  // nullptr: no programme mixes it (packets dropped)
-    std::atomic<std::uint64_t> latched{0};  // IPv4 address << 16 | port, 0 = none
+    // Run-time studios only:
+    std::optional<std::uint32_t> group;  // the programme (not being removed) its feed goes to
+    std::size_t readers = 0;             // run-time programmes alive whose sources read the feed
+    std::uint64_t removed_ticket = 0;    // IngestRouter ticket of the table that left it out
 };
 
 namespace {
@@ -107,17 +111,21 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
     };
     open_all(config_.engine.listen, io_->v4, "RTP");
     if (config_.engine.listen_v6) open_all(*config_.engine.listen_v6, io_->v6, "IPv6 RTP");
-    if (!config_.studios.empty()) {
+    // The ingest socket: for the config's studios, and for the ones the
+    // control plane (present with a state_dir) may add at run time.
+    if (!config_.studios.empty() || config_.engine.state_dir) {
         const auto& ep = config_.engine.ingest_listen;
         try {
             transport::UdpOptions ingest_opts;
             ingest_opts.receive_buffer_bytes = 1 << 20;
             io_->ingest = std::make_unique<Receiver>(transport::open_udp(io_->context, ep, ingest_opts));
         } catch (const std::exception& e) {
-            throw std::runtime_error("cannot open the ingest socket on " + ep.address().to_string() + ":" +
-                                     std::to_string(ep.port()) + ": " + e.what());
+            const std::string what = "cannot open the ingest socket on " + ep.address().to_string() + ":" +
+                                     std::to_string(ep.port()) + ": " + e.what();
+            if (!config_.studios.empty()) throw std::runtime_error(what);
+            emit(what + " (studios cannot be added; set engine.ingest_listen)");
         }
-        for (const auto& sc : config_.studios) studios_.push_back(std::make_unique<Studio>(sc));
+        for (const auto& sc : config_.studios) studios_.push_back(std::make_unique<Studio>(sc, false));
     }
 
     std::int64_t min_period = 60'000'000;
@@ -143,16 +151,14 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
     SourceContext& context = source_context_;
     context.clock = &clock_;
     context.find_studio = [this](const std::string& name) -> std::optional<StudioLink> {
-        for (auto& st : studios_) {
-            if (st->config.name != name) continue;
-            StudioLink link;
-            link.feed = &st->feed;
-            link.playout.min_delay_ms = st->config.min_delay_ms;
-            link.playout.max_delay_ms = st->config.max_delay_ms;
-            link.playout.fixed_delay_ms = st->config.fixed_delay_ms;
-            return link;
-        }
-        return std::nullopt;
+        Studio* st = find_studio(name);
+        if (st == nullptr) return std::nullopt;
+        StudioLink link;
+        link.feed = &st->feed;
+        link.playout.min_delay_ms = st->config.min_delay_ms;
+        link.playout.max_delay_ms = st->config.max_delay_ms;
+        link.playout.fixed_delay_ms = st->config.fixed_delay_ms;
+        return link;
     };
 
     std::uint32_t group = 0;
@@ -176,13 +182,115 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
                 if (ss != nullptr && &ss->feed() == &st->feed) st->source = ss;
             }
         }
-        if (st->source != nullptr) {
-            io_->router.add(&st->feed);
-        } else {
+        if (st->source == nullptr) {
             emit("studio '" + st->config.name + "' is not a source of programme '" + st->config.program +
                  "': its packets are dropped");
         }
     }
+    (void)publish_studios();
+}
+
+Engine::Studio* Engine::find_studio(const std::string& name) const noexcept {
+    for (const auto& st : studios_) {
+        if (st->config.name == name) return st.get();
+    }
+    for (const auto& st : runtime_studios_) {
+        if (st->config.name == name) return st.get();
+    }
+    return nullptr;
+}
+
+std::uint64_t Engine::publish_studios() {
+    std::vector<StudioFeed*> feeds;
+    feeds.reserve(studios_.size() + runtime_studios_.size());
+    // Config studios route only to the source that consumes them.
+    for (const auto& st : studios_) {
+        if (st->source != nullptr) feeds.push_back(&st->feed);
+    }
+    for (const auto& st : runtime_studios_) feeds.push_back(&st->feed);
+    return io_->router.publish(std::move(feeds));
+}
+
+std::size_t Engine::collect_studios() {
+    const auto before = retired_studios_.size();
+    std::erase_if(retired_studios_, [&](const std::unique_ptr<Studio>& st) {
+        return st->readers == 0 && io_->router.released(st->removed_ticket);
+    });
+    io_->router.collect_garbage();
+    return before - retired_studios_.size();
+}
+
+void Engine::add_studio(const StudioConfig& config) {
+    collect_studios();
+    if (!io_->ingest) throw std::runtime_error("the engine has no ingest socket: studios cannot be added");
+    if (!config.ssrc && !config.source_address) {
+        throw std::invalid_argument("studio '" + config.name + "' needs an ssrc, a source address or both");
+    }
+    if (const Studio* other = find_studio(config.name)) {
+        throw std::invalid_argument("studio '" + config.name + "' already exists" +
+                                    (other->runtime ? std::string() : std::string(" (declared in the config)")));
+    }
+    for (const auto* list : {&studios_, &runtime_studios_}) {
+        for (const auto& o : *list) {
+            if (o->config.ssrc == config.ssrc && o->config.source_address == config.source_address) {
+                throw std::invalid_argument("studios '" + o->config.name + "' and '" + config.name +
+                                            "' cannot be told apart (same ssrc and source address)");
+            }
+        }
+    }
+    auto st = std::make_unique<Studio>(config, true);
+    st->feed.set_consuming(false);  // until a programme takes it
+    runtime_studios_.push_back(std::move(st));
+    try {
+        (void)publish_studios();
+    } catch (...) {
+        runtime_studios_.pop_back();
+        throw;
+    }
+}
+
+Engine::StudioRemoval Engine::remove_studio(const std::string& name) {
+    collect_programmes();
+    auto it = std::find_if(runtime_studios_.begin(), runtime_studios_.end(),
+                           [&](const std::unique_ptr<Studio>& st) { return st->config.name == name; });
+    if (it == runtime_studios_.end()) return StudioRemoval::NotFound;
+    if ((*it)->group) return StudioRemoval::Busy;
+    retired_studios_.reserve(retired_studios_.size() + 1);
+    const auto at = it - runtime_studios_.begin();
+    std::unique_ptr<Studio> st = std::move(*it);
+    runtime_studios_.erase(it);
+    std::uint64_t ticket = 0;
+    try {
+        ticket = publish_studios();
+    } catch (...) {
+        runtime_studios_.insert(runtime_studios_.begin() + at, std::move(st));
+        throw;
+    }
+    // Out of the table: freed once the I/O thread has finished with the old one.
+    st->feed.set_consuming(false);
+    st->removed_ticket = ticket;
+    retired_studios_.push_back(std::move(st));
+    collect_studios();
+    return StudioRemoval::Removed;
+}
+
+std::vector<std::string> Engine::runtime_studios() const {
+    std::vector<std::string> out;
+    for (const auto& st : runtime_studios_) out.push_back(st->config.name);
+    return out;
+}
+
+std::optional<StudioStatus> Engine::studio_status(const std::string& name, loa::engine::v1::StudioStats* stats) const {
+    const Studio* st = find_studio(name);
+    if (st == nullptr) return std::nullopt;
+    StudioStatus out;
+    out.runtime = st->runtime;
+    out.programme_group = st->group;
+    if (const auto last = st->feed.last_packet_ns()) {
+        out.receiving = clock_.now_ns() - *last < StudioSource::kSilentAfterNs;
+    }
+    if (stats != nullptr) fill_studio_stats(*st, *stats);
+    return out;
 }
 
 Engine::~Engine() {
@@ -201,15 +309,37 @@ std::uint32_t Engine::add_programme(const ProgramConfig& config) {
         throw std::runtime_error("programme '" + config.name + "': all " + std::to_string(kMaxRuntimeProgrammes) +
                                  " run-time programme slots are in use");
     }
+    // Studio sources: run-time studios, each feeding one programme at a time.
+    std::vector<Studio*> studios;
     for (const auto& src : config.sources) {
-        if (src.type == SourceConfig::Type::Studio) {
-            throw std::runtime_error("programme '" + config.name +
-                                     "': studio sources cannot be added at run time yet");
+        if (src.type != SourceConfig::Type::Studio) continue;
+        Studio* st = find_studio(src.studio);
+        if (st == nullptr) throw std::runtime_error("programme '" + config.name + "': no studio '" + src.studio + "'");
+        if (!st->runtime) {
+            throw std::runtime_error("programme '" + config.name + "': studio '" + src.studio +
+                                     "' is declared in the config for programme '" + st->config.program + "'");
         }
+        if (st->group || std::find(studios.begin(), studios.end(), st) != studios.end()) {
+            throw std::runtime_error("programme '" + config.name + "': studio '" + src.studio +
+                                     "' already feeds a programme");
+        }
+        studios.push_back(st);
     }
     const auto group = free_groups_.back();
     auto program = std::make_unique<Program>(config, group, config_.engine.cname, source_context_);
     fanout_->clear(group);
+    if (!studios.empty()) {
+        runtime_studio_users_[group] = studios;
+        for (Studio* st : studios) {
+            st->group = group;
+            ++st->readers;
+            for (const auto& src : program->sources()) {
+                const auto* ss = dynamic_cast<const StudioSource*>(src.get());
+                if (ss != nullptr && &ss->feed() == &st->feed) st->source = ss;
+            }
+            st->feed.set_consuming(true);
+        }
+    }
     Program* raw = program.get();
     runtime_.emplace(group, std::move(program));
     runtime_removed_[group] = false;
@@ -224,6 +354,16 @@ bool Engine::remove_programme(std::uint32_t group) {
     if (it == runtime_.end() || runtime_removed_[group]) return false;
     fanout_->clear(group);
     runtime_removed_[group] = true;
+    // Its studios are free for another programme at once (the media thread
+    // renders programmes one after the other, and drops this one first).
+    if (auto users = runtime_studio_users_.find(group); users != runtime_studio_users_.end()) {
+        for (Studio* st : users->second) {
+            if (st->group != group) continue;
+            st->group.reset();
+            st->source = nullptr;
+            st->feed.set_consuming(false);
+        }
+    }
     [[maybe_unused]] const bool pushed = commands_.push(Command{it->second.get(), false});
     collect_programmes();
     return true;
@@ -241,6 +381,10 @@ std::size_t Engine::collect_programmes() {
     auto free_one = [&](std::uint32_t group) {
         runtime_.erase(group);
         runtime_removed_.erase(group);
+        if (auto users = runtime_studio_users_.find(group); users != runtime_studio_users_.end()) {
+            for (Studio* st : users->second) --st->readers;
+            runtime_studio_users_.erase(users);
+        }
         free_groups_.push_back(group);
         ++n;
     };
@@ -262,6 +406,7 @@ std::size_t Engine::collect_programmes() {
         for (const auto& k : keep) (void)commands_.push(k);
     }
     fanout_->collect_garbage();
+    collect_studios();
     return n;
 }
 
@@ -401,15 +546,9 @@ void Engine::handle_datagram(std::span<const std::uint8_t> d, const udp::endpoin
 }
 
 namespace {
-std::uint64_t pack_v4(const udp::endpoint& ep) noexcept {
-    if (!ep.address().is_v4()) return 0;
-    return (static_cast<std::uint64_t>(ep.address().to_v4().to_uint()) << 16) | ep.port();
-}
-
-std::string unpack_v4(std::uint64_t packed) {
-    if (packed == 0) return {};
-    const asio::ip::address_v4 a(static_cast<std::uint32_t>(packed >> 16));
-    return a.to_string() + ":" + std::to_string(packed & 0xFFFF);
+std::string endpoint_text(const std::optional<udp::endpoint>& ep) {
+    if (!ep) return {};
+    return ep->address().to_string() + ":" + std::to_string(ep->port());
 }
 }  // namespace
 
@@ -418,10 +557,9 @@ void Engine::handle_ingest(std::span<const std::uint8_t> d, const udp::endpoint&
     switch (io_->router.route(d, from, clock_.now_ns())) {
         case IngestRouter::Result::Accepted:
             ingest_.accepted.fetch_add(1, std::memory_order_relaxed);
-            // Publish the (possibly new) latched address for stats readers.
-            for (auto& st : studios_) {
-                if (const auto l = st->feed.latched()) st->latched.store(pack_v4(*l), std::memory_order_relaxed);
-            }
+            break;
+        case IngestRouter::Result::Idle:
+            ingest_.idle.fetch_add(1, std::memory_order_relaxed);
             break;
         case IngestRouter::Result::Malformed:
             ingest_.malformed.fetch_add(1, std::memory_order_relaxed);
@@ -552,8 +690,19 @@ void Engine::media_loop() {
 }
 
 std::string Engine::stats_json() const {
+    loa::engine::v1::EngineStats s;
+    stats(s);
+    std::string out;
+    google::protobuf::util::JsonPrintOptions opts;
+    opts.preserve_proto_field_names = true;
+    opts.always_print_primitive_fields = true;
+    (void)google::protobuf::util::MessageToJsonString(s, &out, opts);
+    return out;
+}
+
+void Engine::stats(loa::engine::v1::EngineStats& s) const {
     namespace pb = loa::engine::v1;
-    pb::EngineStats s;
+    s.Clear();
     s.set_uptime_ms(((running_ ? clock_.now_ns() : stopped_ns_) - started_ns_) / 1'000'000);
     const auto fs = fanout_->stats();
     auto* f = s.mutable_fanout();
@@ -640,35 +789,8 @@ std::string Engine::stats_json() const {
     ig->set_queue_full(ingest_.queue_full.load());
     ig->set_receive_errors(ingest_.receive_errors.load());
 
-    for (const auto& st : studios_) {
-        auto* ss = s.add_studios();
-        ss->set_name(st->config.name);
-        ss->set_program(st->config.program);
-        ss->set_latched_address(unpack_v4(st->latched.load(std::memory_order_relaxed)));
-        const auto& fc = st->feed.counters();
-        ss->set_accepted(fc.accepted.load());
-        ss->set_foreign_address(fc.foreign_address.load());
-        ss->set_queue_full(fc.queue_full.load());
-        ss->set_relatched(fc.relatched.load());
-        if (st->source == nullptr) continue;
-        ss->set_live(st->source->live());
-        const auto& ps = st->source->playout_stats();
-        ss->set_received(ps.received.load());
-        ss->set_lost(ps.lost.load());
-        ss->set_recovered_fec(ps.recovered_fec.load());
-        ss->set_concealed(ps.concealed.load());
-        ss->set_late(ps.late.load());
-        ss->set_duplicate(ps.duplicate.load());
-        ss->set_reordered(ps.reordered.load());
-        ss->set_underruns(ps.underruns.load());
-        ss->set_overflows(ps.overflows.load());
-        ss->set_current_delay_ms(ps.current_delay_ms.load());
-        ss->set_target_delay_ms(ps.target_delay_ms.load());
-        ss->set_drift_ppm(ps.drift_ppm.load());
-        ss->set_playing_ssrc(ps.ssrc.load());
-        const auto& sc = st->source->studio_counters();
-        ss->set_fallback_frames(sc.fallback_frames.load());
-        ss->set_went_silent(sc.went_silent.load());
+    for (const auto* list : {&studios_, &runtime_studios_}) {
+        for (const auto& st : *list) fill_studio_stats(*st, *s.add_studios());
     }
 
     rusage ru{};
@@ -676,13 +798,41 @@ std::string Engine::stats_json() const {
     s.set_max_rss_kib(static_cast<std::uint64_t>(ru.ru_maxrss));
     s.set_cpu_user_s(static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6);
     s.set_cpu_system_s(static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6);
+}
 
-    std::string out;
-    google::protobuf::util::JsonPrintOptions opts;
-    opts.preserve_proto_field_names = true;
-    opts.always_print_primitive_fields = true;
-    (void)google::protobuf::util::MessageToJsonString(s, &out, opts);
-    return out;
+void Engine::fill_studio_stats(const Studio& st, loa::engine::v1::StudioStats& ss) const {
+    ss.Clear();
+    ss.set_name(st.config.name);
+    if (!st.runtime) {
+        ss.set_program(st.config.program);
+    } else if (st.group) {
+        if (auto it = runtime_.find(*st.group); it != runtime_.end()) ss.set_program(it->second->config().name);
+    }
+    ss.set_latched_address(endpoint_text(st.feed.latched_address()));
+    const auto& fc = st.feed.counters();
+    ss.set_accepted(fc.accepted.load());
+    ss.set_foreign_address(fc.foreign_address.load());
+    ss.set_queue_full(fc.queue_full.load());
+    ss.set_relatched(fc.relatched.load());
+    if (st.source == nullptr) return;
+    ss.set_live(st.source->live());
+    const auto& ps = st.source->playout_stats();
+    ss.set_received(ps.received.load());
+    ss.set_lost(ps.lost.load());
+    ss.set_recovered_fec(ps.recovered_fec.load());
+    ss.set_concealed(ps.concealed.load());
+    ss.set_late(ps.late.load());
+    ss.set_duplicate(ps.duplicate.load());
+    ss.set_reordered(ps.reordered.load());
+    ss.set_underruns(ps.underruns.load());
+    ss.set_overflows(ps.overflows.load());
+    ss.set_current_delay_ms(ps.current_delay_ms.load());
+    ss.set_target_delay_ms(ps.target_delay_ms.load());
+    ss.set_drift_ppm(ps.drift_ppm.load());
+    ss.set_playing_ssrc(ps.ssrc.load());
+    const auto& sc = st.source->studio_counters();
+    ss.set_fallback_frames(sc.fallback_frames.load());
+    ss.set_went_silent(sc.went_silent.load());
 }
 
 }  // namespace loa::engine

@@ -1,6 +1,7 @@
 #include "loa/engine/ingest.h"
 
 #include <algorithm>
+#include <memory>
 
 namespace loa::engine {
 
@@ -22,9 +23,21 @@ StudioFeed::Offer StudioFeed::offer(std::span<const std::uint8_t> packet, const 
         }
         counters_.relatched.fetch_add(1, std::memory_order_relaxed);
     }
+    if (!latched_ || *latched_ != from) {
+        std::uint64_t packed = 0;
+        if (from.address().is_v4()) {
+            packed = (static_cast<std::uint64_t>(from.address().to_v4().to_uint()) << 16) | from.port();
+        }
+        latched_v4_.store(packed, std::memory_order_relaxed);
+    }
     latched_ = from;
     last_packet_ns_ = now_ns;
+    last_seen_ns_.store(now_ns, std::memory_order_relaxed);
 
+    if (!consuming_.load(std::memory_order_acquire)) {
+        counters_.idle.fetch_add(1, std::memory_order_relaxed);
+        return Offer::Idle;
+    }
     IngestPacket* slot = nullptr;
     if (!free_.pop(slot)) {
         counters_.queue_full.fetch_add(1, std::memory_order_relaxed);
@@ -45,24 +58,90 @@ void StudioFeed::give_back(IngestPacket* packet) noexcept { (void)free_.push(pac
 
 std::optional<boost::asio::ip::udp::endpoint> StudioFeed::latched() const { return latched_; }
 
+std::optional<boost::asio::ip::udp::endpoint> StudioFeed::latched_address() const noexcept {
+    const auto packed = latched_v4_.load(std::memory_order_relaxed);
+    if (packed == 0) return std::nullopt;
+    return boost::asio::ip::udp::endpoint(boost::asio::ip::address_v4(static_cast<std::uint32_t>(packed >> 16)),
+                                          static_cast<unsigned short>(packed & 0xFFFF));
+}
+
+std::optional<std::int64_t> StudioFeed::last_packet_ns() const noexcept {
+    const auto t = last_seen_ns_.load(std::memory_order_relaxed);
+    if (t == kNever) return std::nullopt;
+    return t;
+}
+
+IngestRouter::IngestRouter() = default;
+
+IngestRouter::~IngestRouter() {
+    delete table_.load(std::memory_order_relaxed);
+    for (const auto& r : retired_) delete r.table;
+}
+
+void IngestRouter::add(StudioFeed* feed) {
+    auto feeds = current_;
+    feeds.push_back(feed);
+    (void)publish(std::move(feeds));
+}
+
+std::uint64_t IngestRouter::publish(std::vector<StudioFeed*> feeds) {
+    auto fresh = std::make_unique<Table>();
+    fresh->feeds = feeds;
+    retired_.reserve(retired_.size() + 1);  // nothing may throw after the swap
+    current_.swap(feeds);
+    const Table* old = table_.exchange(fresh.release(), std::memory_order_seq_cst);
+    const std::uint64_t ticket = started_.load(std::memory_order_seq_cst);
+    if (old != nullptr) retired_.push_back({old, ticket});
+    collect_garbage();
+    return ticket;
+}
+
+bool IngestRouter::released(std::uint64_t ticket) const noexcept {
+    return finished_.load(std::memory_order_acquire) >= ticket;
+}
+
+std::size_t IngestRouter::collect_garbage() {
+    std::size_t freed = 0;
+    std::erase_if(retired_, [&](const Retired& r) {
+        if (!released(r.ticket)) return false;
+        delete r.table;
+        ++freed;
+        return true;
+    });
+    return freed;
+}
+
 IngestRouter::Result IngestRouter::route(std::span<const std::uint8_t> datagram,
-                                         const boost::asio::ip::udp::endpoint& from, std::int64_t now_ns) noexcept {
+                                         const boost::asio::ip::udp::endpoint& from, std::int64_t now_ns,
+                                         StudioFeed** matched) noexcept {
+    if (matched != nullptr) *matched = nullptr;
     if (transport::looks_like_rtcp(datagram)) return Result::Rtcp;
     transport::RtpView v;
     if (transport::RtpView::parse(datagram, v) != transport::Status::Ok || v.payload().empty()) {
         return Result::Malformed;
     }
-    for (auto* feed : feeds_) {
-        const auto& m = feed->match();
-        if (m.ssrc && *m.ssrc != v.ssrc()) continue;
-        if (m.source_address && *m.source_address != from.address()) continue;
-        switch (feed->offer(datagram, from, now_ns)) {
-            case StudioFeed::Offer::Accepted: return Result::Accepted;
-            case StudioFeed::Offer::ForeignAddress: return Result::ForeignAddress;
-            case StudioFeed::Offer::QueueFull: return Result::QueueFull;
+    // Announce the use of the table before loading it (see the header).
+    const std::uint64_t seq = started_.load(std::memory_order_relaxed) + 1;
+    started_.store(seq, std::memory_order_seq_cst);
+    const Table* table = table_.load(std::memory_order_seq_cst);
+    Result result = Result::UnknownStudio;
+    if (table != nullptr) {
+        for (auto* feed : table->feeds) {
+            const auto& m = feed->match();
+            if (m.ssrc && *m.ssrc != v.ssrc()) continue;
+            if (m.source_address && *m.source_address != from.address()) continue;
+            if (matched != nullptr) *matched = feed;
+            switch (feed->offer(datagram, from, now_ns)) {
+                case StudioFeed::Offer::Accepted: result = Result::Accepted; break;
+                case StudioFeed::Offer::ForeignAddress: result = Result::ForeignAddress; break;
+                case StudioFeed::Offer::QueueFull: result = Result::QueueFull; break;
+                case StudioFeed::Offer::Idle: result = Result::Idle; break;
+            }
+            break;
         }
     }
-    return Result::UnknownStudio;
+    finished_.store(seq, std::memory_order_release);
+    return result;
 }
 
 }  // namespace loa::engine

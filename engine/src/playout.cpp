@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -67,7 +68,8 @@ struct Playout::Impl {
           drift(drift_config(config)),
           fifo(kFifoCapacity, 0.0f),
           frame(kMaxDecode, 0.0f),
-          imposed(config.fixed_delay_ms) {}
+          imposed(config.fixed_delay_ms),
+          rescue(codecs::kMaxOpusPacketBytes, 0) {}
 
     static PlayoutConfig sanitise(PlayoutConfig c) {
         c.min_delay_ms = std::max(c.min_delay_ms, 0);
@@ -76,6 +78,7 @@ struct Playout::Impl {
         c.fade_after_ms = std::max(c.fade_after_ms, 0);
         c.max_drift_ppm = std::clamp(c.max_drift_ppm, 0, 100'000);
         c.delay_quantile = std::clamp(c.delay_quantile, 0.5, 1.0);
+        if (c.late_wait_ms) c.late_wait_ms = std::clamp(*c.late_wait_ms, 0, c.max_delay_ms);
         return c;
     }
     static transport::JitterBufferConfig jb_config(const PlayoutConfig& c) {
@@ -138,6 +141,16 @@ struct Playout::Impl {
     std::uint64_t lost_seen = 0;      // jitter buffer's lost counter at the last render
     bool loss_recent = false;
     std::int64_t last_loss_ns = 0;
+    double wait_limit_ms = 0.0;       // wait budget for a missing packet (update_target())
+
+    // Waiting for a packet popped as Missing (see await_step()).
+    bool awaiting = false;
+    std::uint16_t await_seq = 0;
+    bool rescue_ready = false;        // push() kept the awaited packet here
+    std::vector<std::uint8_t> rescue;
+    std::size_t rescue_len = 0;
+    std::uint32_t rescue_ts = 0;
+    std::uint64_t rescued = 0;        // popped as lost by the jitter buffer, yet played
 
     std::int64_t extend_ts(std::uint32_t ts) noexcept {
         if (!ts_known) {
@@ -170,6 +183,8 @@ struct Playout::Impl {
         expanding = false;
         fec_seen = false;
         loss_recent = false;
+        awaiting = false;
+        rescue_ready = false;
     }
 
     double packet_ms() const noexcept { return static_cast<double>(frame_samples) / kSamplesPerMs; }
@@ -187,6 +202,7 @@ struct Playout::Impl {
             const double lo = std::max(static_cast<double>(config.min_delay_ms), floor_ms);
             target_ms = std::clamp(adaptive, std::min(lo, max_ms), max_ms);
         }
+        wait_limit_ms = config.late_wait_ms ? static_cast<double>(*config.late_wait_ms) : packet_ms();
     }
 
     /// Playout delay of the sample about to leave the FIFO, relative to the
@@ -299,10 +315,109 @@ struct Playout::Impl {
         }
     }
 
+    /// Samples of concealment that may be played for one missing packet
+    /// before its frame is given up (see PlayoutConfig::late_wait_ms).
+    std::uint64_t wait_budget() const noexcept {
+        return static_cast<std::uint64_t>(std::max(0.0, wait_limit_ms) * kSamplesPerMs);
+    }
+
+    /// Concealment for about `want` samples (whole 2.5 ms quanta, at most a
+    /// frame and at most `most`) while waiting for a packet that may still come.
+    void wait_piece(std::size_t want, PlayoutStats& stats,
+                    std::uint64_t most = std::numeric_limits<std::uint64_t>::max()) noexcept {
+        std::size_t n = (want + kQuantum - 1) / kQuantum * kQuantum;
+        n = std::clamp(n, kQuantum, plc_length());
+        if (most < n) n = std::max<std::size_t>(kQuantum, static_cast<std::size_t>(most) / kQuantum * kQuantum);
+        pending += n;
+        conceal(n, stats);
+        append(0, n, true);
+    }
+
+    /// The frame at fifo_end_ts (its packet popped as Missing) from the next
+    /// packet's in-band FEC, if that packet is here and has some. Played
+    /// whole even after concealment that waited for it (`pending`): the
+    /// delay grew by that much, and accelerate takes it back.
+    bool try_fec(std::size_t n, PlayoutStats& stats) noexcept {
+        const auto next = jb.peek_next();
+        if (!next || !codecs::OpusDecoder::packet_has_fec(next->payload) ||
+            decoder.decode_fec(next->payload, std::span<float>(frame.data(), n)) != codecs::Status::Ok) {
+            return false;
+        }
+        pending = 0;
+        fifo_end_ts += static_cast<std::int64_t>(n);
+        stats.recovered_fec.fetch_add(1, std::memory_order_relaxed);
+        append(0, n, false);
+        stretch(stats);
+        return true;
+    }
+
+    /// The frame at fifo_end_ts is lost: concealment for what `pending` has
+    /// not already covered.
+    void give_up(std::size_t n, PlayoutStats& stats) noexcept {
+        const auto covered = static_cast<std::size_t>(std::min<std::uint64_t>(pending, n));
+        pending -= covered;
+        fifo_end_ts += static_cast<std::int64_t>(n);
+        if (covered == n) return;
+        conceal(n - covered, stats);
+        append(0, n - covered, true);
+    }
+
+    /// One step of waiting for a Missing packet (`await_seq`): play it if it
+    /// came (push() kept it), else rebuild it from the next packet's FEC if
+    /// that came, else conceal a little more, until the wait budget is spent.
+    void await_step(std::size_t want, PlayoutStats& stats) noexcept {
+        const std::size_t n = plc_length();
+        if (rescue_ready) {
+            awaiting = false;
+            rescue_ready = false;
+            ++rescued;
+            stats.late_played.fetch_add(1, std::memory_order_relaxed);
+            // It plays whole, after the concealment that waited for it: the
+            // delay grew by `pending`, and accelerate takes it back.
+            pending = 0;
+            play_packet(std::span<const std::uint8_t>(rescue.data(), rescue_len), rescue_ts, stats);
+            return;
+        }
+        if (try_fec(n, stats)) {
+            awaiting = false;
+            return;
+        }
+        if (pending < wait_budget()) {
+            wait_piece(want, stats, wait_budget() - pending);
+            return;
+        }
+        awaiting = false;
+        give_up(n, stats);
+    }
+
+    /// Decodes one packet whose media time is `ts32` into the FIFO.
+    void play_packet(std::span<const std::uint8_t> payload, std::uint32_t ts32, PlayoutStats& stats) noexcept {
+        const std::int64_t ts = extend_ts(ts32);
+        if (ts != fifo_end_ts) fifo_end_ts = ts;  // DTX gap or timestamp jump: play it now
+        std::size_t n = 0;
+        if (decoder.decode(payload, frame, n) != codecs::Status::Ok || n == 0) {
+            stats.decode_errors.fetch_add(1, std::memory_order_relaxed);
+            n = plc_length();
+            conceal(n, stats);
+            fifo_end_ts += static_cast<std::int64_t>(n);
+            append(0, n, true);
+            return;
+        }
+        if (n % kQuantum == 0) frame_samples = n;
+        stats.frames_decoded.fetch_add(1, std::memory_order_relaxed);
+        fifo_end_ts += static_cast<std::int64_t>(n);
+        append(0, n, false);
+        stretch(stats);
+    }
+
     /// Produces audio into the FIFO: the next decoded frame, its FEC or PLC
     /// replacement, or (nothing to play yet) `want` samples of concealment.
     void next_frame(std::size_t want, PlayoutStats& stats) noexcept {
         if (fifo_len + 2 * kMaxDecode > kFifoCapacity) return;  // cannot happen: the caller drains first
+        if (awaiting) {
+            await_step(want, stats);
+            return;
+        }
         transport::JitterPacket pkt;
         const transport::JitterPop r = jb.pop(render_now, pkt);
         switch (r) {
@@ -312,54 +427,31 @@ struct Playout::Impl {
                     if (!pkt.marker) stats.underruns.fetch_add(1, std::memory_order_relaxed);
                     pending = 0;
                 }
-                const std::int64_t ts = extend_ts(pkt.timestamp);
-                if (ts != fifo_end_ts) fifo_end_ts = ts;  // DTX gap or timestamp jump: play it now
-                std::size_t n = 0;
-                if (decoder.decode(pkt.payload, frame, n) != codecs::Status::Ok || n == 0) {
-                    stats.decode_errors.fetch_add(1, std::memory_order_relaxed);
-                    n = plc_length();
-                    conceal(n, stats);
-                    fifo_end_ts += static_cast<std::int64_t>(n);
-                    append(0, n, true);
-                    return;
-                }
-                if (n % kQuantum == 0) frame_samples = n;
-                stats.frames_decoded.fetch_add(1, std::memory_order_relaxed);
-                fifo_end_ts += static_cast<std::int64_t>(n);
-                append(0, n, false);
-                stretch(stats);
+                play_packet(pkt.payload, pkt.timestamp, stats);
                 return;
             }
             case transport::JitterPop::Missing: {
+                // Not here while later ones are: lost, or only late.
                 const std::size_t n = plc_length();
-                // Concealment already played while waiting stands for (the start of) this frame.
-                const auto covered = static_cast<std::size_t>(std::min<std::uint64_t>(pending, n));
-                pending -= covered;
-                fifo_end_ts += static_cast<std::int64_t>(n);
-                if (covered == n) return;
-                const auto next = jb.peek_next();
-                if (next && codecs::OpusDecoder::packet_has_fec(next->payload) &&
-                    decoder.decode_fec(next->payload, std::span<float>(frame.data(), n)) == codecs::Status::Ok) {
-                    stats.recovered_fec.fetch_add(1, std::memory_order_relaxed);
-                    append(covered, n, false);
-                    stretch(stats);
+                if (try_fec(n, stats)) return;
+                if (wait_budget() > pending) {
+                    // No FEC for it yet either: keep its frame open for a
+                    // while (see await_step()).
+                    awaiting = true;
+                    await_seq = static_cast<std::uint16_t>(jb.play_position() - 1);
+                    rescue_ready = false;
+                    wait_piece(want, stats, wait_budget() - pending);
                     return;
                 }
-                conceal(n - covered, stats);
-                append(0, n - covered, true);
+                give_up(n, stats);
                 return;
             }
-            case transport::JitterPop::Empty: {
+            case transport::JitterPop::Empty:
                 // Nothing here: conceal just what is needed and wait; if the
                 // packet still comes it is played (the delay grew), if later
                 // ones come first this concealment stands for it.
-                std::size_t n = (want + kQuantum - 1) / kQuantum * kQuantum;
-                n = std::clamp(n, kQuantum, plc_length());
-                pending += n;
-                conceal(n, stats);
-                append(0, n, true);
+                wait_piece(want, stats);
                 return;
-            }
             case transport::JitterPop::Buffering:
                 break;
         }
@@ -487,6 +579,19 @@ PlayoutPush Playout::push(const transport::RtpView& packet, std::int64_t arrival
                 stats_.late.fetch_add(1, std::memory_order_relaxed);
                 return PlayoutPush::Late;  // straggler of the previous stream
             }
+            if (m.awaiting && packet.sequence() == m.await_seq) {
+                if (m.rescue_ready) {
+                    stats_.duplicate.fetch_add(1, std::memory_order_relaxed);
+                    return PlayoutPush::Duplicate;
+                }
+                // The packet the playout is waiting for: its frame is still
+                // open, so it is played, not late (render() takes it from here).
+                std::memcpy(m.rescue.data(), payload.data(), payload.size());
+                m.rescue_len = payload.size();
+                m.rescue_ts = packet.timestamp();
+                m.rescue_ready = true;
+                break;
+            }
             stats_.late.fetch_add(1, std::memory_order_relaxed);
             result = PlayoutPush::Late;
             break;
@@ -503,7 +608,7 @@ PlayoutPush Playout::push(const transport::RtpView& packet, std::int64_t arrival
     const auto& js = m.jb.stats();
     stats_.reordered.store(js.reordered, std::memory_order_relaxed);
     stats_.overflows.store(js.overflow, std::memory_order_relaxed);
-    stats_.lost.store(js.lost, std::memory_order_relaxed);
+    stats_.lost.store(js.lost - m.rescued, std::memory_order_relaxed);
     return result;
 }
 
@@ -575,7 +680,7 @@ void Playout::render(std::span<float> out, std::int64_t now_ns) noexcept {
     m.produce(out.subspan(lead), stats_);
 
     const auto& js = m.jb.stats();
-    stats_.lost.store(js.lost, std::memory_order_relaxed);
+    stats_.lost.store(js.lost - m.rescued, std::memory_order_relaxed);
     stats_.reordered.store(js.reordered, std::memory_order_relaxed);
     stats_.overflows.store(js.overflow, std::memory_order_relaxed);
     stats_.current_delay_ms.store(static_cast<std::int32_t>(std::lround(m.render_error_ms + m.target_ms)),

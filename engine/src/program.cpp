@@ -37,6 +37,7 @@ Program::Program(const ProgramConfig& config, std::uint32_t group, std::string c
         sources_.push_back(make_source(s, frame_samples_, sources));
         gains_.push_back(static_cast<float>(codecs::db_to_gain(s.gain_db)));
     }
+    if (config_.alert) alert_element_ = encode_alert_element(*config_.alert);
     std::random_device rd;
     sequence_ = static_cast<std::uint16_t>(rd());
     timestamp_ = static_cast<std::uint32_t>(rd());
@@ -81,8 +82,12 @@ void Program::produce_frame(std::int64_t deadline_ns, std::int64_t unix_ns, tran
         counters_.frames_dropped.fetch_add(1, std::memory_order_relaxed);
         return;
     }
+    // Level, and for an alert the forced amplifier/volume, on every packet
+    // (stream_signal.h): a speaker acts on whichever packet it gets first.
     const std::array<std::uint8_t, 1> level{static_cast<std::uint8_t>(config_.priority)};
-    const std::array<transport::RtpExtensionElement, 1> ext{{{kPriorityExtensionId, level}}};
+    const std::array<transport::RtpExtensionElement, 2> ext_storage{
+        {{kPriorityExtensionId, level}, {kAlertExtensionId, alert_element_}}};
+    const std::span<const transport::RtpExtensionElement> ext(ext_storage.data(), config_.alert ? 2u : 1u);
     transport::RtpHeaderFields h;
     h.marker = first_packet_;
     h.payload_type = config_.payload_type;

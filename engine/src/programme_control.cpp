@@ -22,6 +22,8 @@ std::optional<boost::asio::ip::udp::endpoint> ProgrammeControl::parse_endpoint(c
 }
 
 Outcome ProgrammeControl::refresh_topology() {
+    const auto version = store_.topology_version();
+    if (applied_topology_ == version) return Outcome::success();
     std::vector<ZoneSpec> zones;
     for (const auto& z : store_.zones()) zones.push_back({z.id, z.parent_id});
     std::vector<RuntimeCluster> clusters;
@@ -36,7 +38,9 @@ Outcome ProgrammeControl::refresh_topology() {
         if (page.size() < 1000) break;
         after = page.back().id;
     }
-    return manager_.set_topology(std::move(zones), std::move(clusters));
+    auto applied = manager_.set_topology(std::move(zones), std::move(clusters));
+    if (applied.ok()) applied_topology_ = version;
+    return applied;
 }
 
 bool ProgrammeControl::in_scope(const Caller& caller, const std::vector<std::string>& zones) const {
@@ -66,6 +70,31 @@ Result<std::uint64_t> ProgrammeControl::start(const Caller& caller, const Progra
     const auto sequence = static_cast<std::uint64_t>(clock_.unix_ns() / 1'000'000) * 1000 + (id % 1000);
     if (r.source == ProgrammeRequest::Source::ClipPath && caller.role != Role::Admin) {
         return Outcome::failure(RpcCode::PermissionDenied, "a clip by file path is for administrators only");
+    }
+    if (r.source == ProgrammeRequest::Source::ClipId) {
+        const auto clip = store_.clip(r.clip_id);
+        // A clip the caller cannot see is reported as missing, not as forbidden.
+        if (!clip || !(clip->zone_id.empty() || caller.zone_id.empty() ||
+                       store_.zone_within(clip->zone_id, caller.zone_id))) {
+            return Outcome::failure(RpcCode::NotFound, "no clip " + std::to_string(r.clip_id));
+        }
+    }
+    if (r.source == ProgrammeRequest::Source::Studio) {
+        // A studio feeds programmes of callers whose scope holds its zone, one at a time.
+        const auto studio = store_.studio(r.studio);
+        if (!studio) return Outcome::failure(RpcCode::NotFound, "no studio '" + r.studio + "'");
+        if (!store_.zone_within(studio->zone_id, caller.zone_id)) {
+            return Outcome::failure(RpcCode::PermissionDenied, "studio '" + r.studio + "' of zone '" +
+                                                                   studio->zone_id + "' is outside the caller's zone '" +
+                                                                   caller.zone_id + "'");
+        }
+        for (const auto& [other, row] : rows_) {
+            if (row.source_kind == static_cast<int>(ProgrammeRequest::Source::Studio) && row.source == r.studio) {
+                return Outcome::failure(RpcCode::FailedPrecondition, "studio '" + r.studio +
+                                                                         "' already feeds programme " +
+                                                                         std::to_string(other));
+            }
+        }
     }
     auto started = launch(r, id, sequence);
     if (!started) return started;
@@ -106,16 +135,36 @@ Result<std::uint64_t> ProgrammeControl::launch(const ProgrammeRequest& r, std::u
             }
             s.type = SourceConfig::Type::Clip;
             s.path = r.clip_path;
-            s.loop = true;
+            s.loop = r.loop;
             p.kind = ProgrammeKind::Clip;
-            row.source = r.clip_path;
+            row.source = (r.loop ? "loop:" : "") + r.clip_path;
             break;
-        case ProgrammeRequest::Source::Studio:
+        case ProgrammeRequest::Source::ClipId: {
+            if (!clip_dir_) return Outcome::failure(RpcCode::Unavailable, "this engine has no clip catalogue");
+            const auto clip = store_.clip(r.clip_id);
+            if (!clip) return Outcome::failure(RpcCode::NotFound, "no clip " + std::to_string(r.clip_id));
+            s.type = SourceConfig::Type::Clip;
+            s.path = *clip_dir_ / (clip->sha256 + "." + clip->ext);
+            s.loop = r.loop;
+            p.kind = ProgrammeKind::Clip;
+            row.source = (r.loop ? "loop:" : "") + std::to_string(r.clip_id);
+            break;
+        }
+        case ProgrammeRequest::Source::Studio: {
+            const auto studio = store_.studio(r.studio);
+            if (!studio) return Outcome::failure(RpcCode::NotFound, "no studio '" + r.studio + "'");
             s.type = SourceConfig::Type::Studio;
             s.studio = r.studio;
+            // The studio's fallback clip loops while it is silent (silence without one).
+            if (studio->fallback_clip_id != 0 && clip_dir_) {
+                if (const auto clip = store_.clip(studio->fallback_clip_id)) {
+                    s.fallback = *clip_dir_ / (clip->sha256 + "." + clip->ext);
+                }
+            }
             p.kind = ProgrammeKind::Live;
             row.source = r.studio;
             break;
+        }
     }
     p.sources.push_back(s);
     auto started = manager_.start(p);
@@ -123,6 +172,16 @@ Result<std::uint64_t> ProgrammeControl::launch(const ProgrammeRequest& r, std::u
     rows_[id] = row;
     next_id_ = std::max(next_id_, id + 1);
     return id;
+}
+
+std::optional<std::int64_t> ProgrammeControl::clip_of(const ProgrammeRow& row) {
+    if (row.source_kind != static_cast<int>(ProgrammeRequest::Source::ClipId)) return std::nullopt;
+    const std::string clip = row.source.starts_with("loop:") ? row.source.substr(5) : row.source;
+    try {
+        return std::stoll(clip);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
 }
 
 std::optional<ProgrammeRow> ProgrammeControl::row(std::uint64_t id) const {
@@ -149,8 +208,18 @@ std::vector<std::string> ProgrammeControl::restore() {
         } catch (const std::exception&) {
             r.tone_hz = 0.0;
         }
-        r.clip_path = row.source;
         r.studio = row.source;
+        // Clips: "[loop:]<path or clip id>".
+        const std::string clip = row.source.starts_with("loop:") ? row.source.substr(5) : row.source;
+        r.loop = clip.size() != row.source.size();
+        r.clip_path = clip;
+        if (r.source == ProgrammeRequest::Source::ClipId) {
+            try {
+                r.clip_id = std::stoll(clip);
+            } catch (const std::exception&) {
+                r.clip_id = 0;
+            }
+        }
         auto started = launch(r, row.id, row.sequence);
         if (!started) {
             problems.push_back("programme " + std::to_string(row.id) + " not restored: " + started.error().message);

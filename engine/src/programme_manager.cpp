@@ -32,13 +32,14 @@ Outcome ProgrammeManager::set_topology(std::vector<ZoneSpec> zones, std::vector<
     auto topology = Topology::build(std::move(zones), std::move(specs));
     if (!topology) return topology.error();
     arbiter_.set_topology(std::move(topology).value());
+    // The engine accepts these clusters' reports and keeps their live state.
+    std::vector<std::pair<std::string, boost::asio::ip::udp::endpoint>> known;
+    known.reserve(clusters.size());
+    for (const auto& c : clusters) known.emplace_back(c.id, c.address.value_or(boost::asio::ip::udp::endpoint{}));
+    engine_.set_registered_clusters(known);
     clusters_ = std::move(clusters);
     for (auto& [id, e] : entries_) {
-        ProgrammeSpec spec;
-        spec.id = id;
-        spec.level = e.spec.level;
-        spec.target_zones = e.spec.target_zones;
-        if (auto reach = arbiter_.check(spec); reach) e.targeted = reach.value().targeted;
+        if (const auto reach = arbiter_.reach(id)) e.targeted = reach->targeted;
     }
     apply();
     return Outcome::success();
@@ -62,6 +63,7 @@ Result<Reach> ProgrammeManager::start(const RuntimeProgramme& p) {
     config.bitrate_bps = p.bitrate_bps;
     config.priority = p.level;
     config.sources = p.sources;
+    config.alert = p.alert;
     std::uint32_t group = 0;
     try {
         group = engine_.add_programme(config);

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "loa/codecs/clip_reader.h"
+#include "loa/engine/playlist.h"
 #include "loa/engine/studio_source.h"
 
 namespace loa::engine {
@@ -126,6 +127,9 @@ std::unique_ptr<Source> make_source(const SourceConfig& config, std::size_t fram
             return std::make_unique<ToneSource>(config.frequency_hz, config.level_db);
         case SourceConfig::Type::Clip:
             return std::make_unique<ClipSource>(config.path, config.loop, frame_samples);
+        case SourceConfig::Type::Playlist:
+            if (!config.playlist) throw std::runtime_error("playlist source without a playlist");
+            return std::make_unique<PlaylistSource>(*config.playlist, frame_samples);
         case SourceConfig::Type::Studio: {
             std::optional<StudioLink> link;
             if (context.find_studio) link = context.find_studio(config.studio);

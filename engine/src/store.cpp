@@ -86,6 +86,68 @@ CREATE TABLE programmes(
   created_unix_ms INTEGER NOT NULL,
   created_by TEXT NOT NULL DEFAULT '');
 )sql",
+    // 6: emergency alerts that have not ended (restored on start).
+    R"sql(
+CREATE TABLE alerts(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  level INTEGER NOT NULL,
+  zones TEXT NOT NULL,
+  clip_id INTEGER NOT NULL DEFAULT 0,
+  studio TEXT NOT NULL DEFAULT '',
+  attention_tone INTEGER NOT NULL,
+  repeats INTEGER NOT NULL,
+  interval_ms INTEGER NOT NULL,
+  volume_pct INTEGER NOT NULL,
+  raised_unix_ms INTEGER NOT NULL,
+  expires_unix_ms INTEGER NOT NULL DEFAULT 0,
+  sequence INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '');
+)sql",
+    // 7: studios declared through the control API (added to the engine on start).
+    R"sql(
+CREATE TABLE studios(
+  name TEXT PRIMARY KEY,
+  zone_id TEXT NOT NULL REFERENCES zones(id),
+  ssrc INTEGER,
+  source_address TEXT,
+  min_delay_ms INTEGER NOT NULL,
+  max_delay_ms INTEGER NOT NULL,
+  fixed_delay_ms INTEGER NOT NULL DEFAULT 0,
+  fallback_clip_id INTEGER REFERENCES clips(id),
+  created_unix_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '');
+CREATE INDEX studios_zone ON studios(zone_id);
+)sql",
+    // 8: schedules (when a playlist of clips plays to zones) and their items.
+    // IF NOT EXISTS: a database taken back to an older version by hand (as
+    // tests do) may still hold them.
+    R"sql(
+CREATE TABLE IF NOT EXISTS schedules(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  level INTEGER NOT NULL,
+  zones TEXT NOT NULL,
+  time_zone TEXT NOT NULL,
+  recurrence TEXT NOT NULL,
+  first_date TEXT NOT NULL,
+  start_s INTEGER NOT NULL,
+  duration_s INTEGER NOT NULL DEFAULT 0,
+  until_date TEXT NOT NULL DEFAULT '',
+  weekdays INTEGER NOT NULL DEFAULT 0,
+  every_days INTEGER NOT NULL DEFAULT 1,
+  late_policy TEXT NOT NULL,
+  done_start_unix_ms INTEGER NOT NULL DEFAULT 0,
+  created_unix_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS schedule_items(
+  schedule_id INTEGER NOT NULL REFERENCES schedules(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  clip_id INTEGER REFERENCES clips(id),
+  gain_mdb INTEGER NOT NULL DEFAULT 0,
+  gap_ms INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(schedule_id, position));
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -169,6 +231,7 @@ std::vector<ZoneRow> Store::zones() const {
 }
 
 void Store::insert_zone(const ZoneRow& z) {
+    ++topology_version_;
     db_->cached("INSERT INTO zones(id, name, kind, parent_id) VALUES(?1, ?2, ?3, ?4)")
         .bind(1, z.id)
         .bind(2, z.name)
@@ -178,6 +241,7 @@ void Store::insert_zone(const ZoneRow& z) {
 }
 
 void Store::update_zone(const ZoneRow& z) {
+    ++topology_version_;
     db_->cached("UPDATE zones SET name = ?2, parent_id = ?3 WHERE id = ?1")
         .bind(1, z.id)
         .bind(2, z.name)
@@ -185,7 +249,10 @@ void Store::update_zone(const ZoneRow& z) {
         .run();
 }
 
-void Store::delete_zone(const std::string& id) { db_->cached("DELETE FROM zones WHERE id = ?1").bind(1, id).run(); }
+void Store::delete_zone(const std::string& id) {
+    ++topology_version_;
+    db_->cached("DELETE FROM zones WHERE id = ?1").bind(1, id).run();
+}
 
 std::int64_t Store::child_zone_count(const std::string& id) const {
     auto& s = db_->cached("SELECT COUNT(*) FROM zones WHERE parent_id = ?1");
@@ -251,6 +318,7 @@ std::vector<ClusterRow> Store::clusters(const std::string& root, const std::stri
 }
 
 void Store::insert_cluster(const ClusterRow& c) {
+    ++topology_version_;
     db_->cached(
            "INSERT INTO clusters(id, name, zone_id, address, multicast_group, enabled) "
            "VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
@@ -264,6 +332,7 @@ void Store::insert_cluster(const ClusterRow& c) {
 }
 
 void Store::update_cluster(const ClusterRow& c) {
+    ++topology_version_;
     db_->cached(
            "UPDATE clusters SET name = ?2, zone_id = ?3, address = ?4, multicast_group = ?5, enabled = ?6 "
            "WHERE id = ?1")
@@ -277,6 +346,7 @@ void Store::update_cluster(const ClusterRow& c) {
 }
 
 void Store::delete_cluster(const std::string& id) {
+    ++topology_version_;
     db_->cached("DELETE FROM clusters WHERE id = ?1").bind(1, id).run();
 }
 
@@ -371,6 +441,11 @@ std::int64_t Store::object_count() const {
 
 void Store::set_max_pages(std::int64_t pages) {
     auto& s = db_->cached("PRAGMA max_page_count = " + std::to_string(pages));
+    s.run();
+}
+
+void Store::set_read_only(bool read_only) {
+    auto& s = db_->cached(read_only ? "PRAGMA query_only = ON" : "PRAGMA query_only = OFF");
     s.run();
 }
 

@@ -19,7 +19,8 @@ StudioSource::StudioSource(StudioFeed& feed, const Clock& clock, std::size_t fra
       fallback_(std::move(fallback)),
       silent_after_ns_(silent_after_ns),
       description_("studio " + feed.match().name),
-      scratch_(frame_samples) {}
+      scratch_(frame_samples),
+      created_ns_(clock.now_ns()) {}
 
 StudioSource::~StudioSource() = default;
 
@@ -44,6 +45,11 @@ bool StudioSource::render(std::span<float> out) noexcept {
     bool arrived = false;
     IngestPacket* packet = nullptr;
     while (feed_.take(packet)) {
+        if (packet->arrival_ns < created_ns_) {
+            counters_studio_.stale.fetch_add(1, kRelaxed);
+            feed_.give_back(packet);
+            continue;
+        }
         transport::RtpView v;
         if (transport::RtpView::parse(packet->bytes(), v) == transport::Status::Ok) {
             if (playout_->push(v, packet->arrival_ns) != PlayoutPush::Malformed) {

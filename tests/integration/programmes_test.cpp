@@ -163,3 +163,44 @@ TEST_CASE("programmes_follow_priority_to_real_speakers", "[integration][control]
     CHECK(tone_sequence(pcm_b) == std::vector<int>{880});
     CHECK(test::tone_window_share(pcm_b, 880.0, 20.0) >= 0.85);
 }
+
+TEST_CASE("catalogue_clip_programme_plays_once_and_pins_the_clip", "[integration][control][programmes][clips]") {
+    test::TempDir dir("loa-progclip");
+    unsigned port = 0;
+    auto speaker = test::start_speaker("sp-a", dir / "a.wav", "127.0.0.1", port, dir / "a.log");
+    std::ofstream(dir / "engine.toml") << "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
+                                       << "realtime_priority = 0\n[control]\nsocket = \"run/control.sock\"\n";
+    test::Process engine({kEngine, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
+    REQUIRE(engine.read_line(20000));
+    REQUIRE(engine.read_line(20000));
+    Ctl ctl{(dir / "run/control.sock").string()};
+    // 2 s of 880 Hz: played once it is followed by silence.
+    const auto wav = (dir / "jingle.wav").string();
+    REQUIRE(test::run_command({"sox", "-n", "-r", "48000", "-c", "1", "-b", "16", wav, "synth", "2", "sine", "880",
+                               "gain", "-12"})
+                .status == 0);
+    ctl.ok({"zones", "create", "p", "--name", "P", "--kind", "province"});
+    ctl.ok({"clips", "upload", wav, "--name", "jingle"});
+    // The cluster is registered after the programme starts: it joins at once.
+    const auto id = ctl.ok({"programmes", "start", "--zone", "p", "--level", "province", "--clip-id", "1"});
+    const auto a0 = size_of(dir / "a.wav");
+    ctl.ok({"clusters", "register", "sp-a", "--zone", "p", "--address", "127.0.0.1:" + std::to_string(port)});
+    CHECK(ctl.run({"clips", "delete", "1"}).status == 9);  // FAILED_PRECONDITION: in use
+    REQUIRE(grows(dir / "a.wav", a0, 4.0));
+    ctl.ok({"programmes", "stop", std::to_string(std::stoull(id))});
+    ctl.ok({"clips", "delete", "1"});
+
+    speaker->signal(SIGTERM);
+    REQUIRE(speaker->wait(20000) == std::optional<int>(0));
+    engine.signal(SIGTERM);
+    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+    const auto pcm = test::read_wav(dir / "a.wav");
+    // The jingle is heard (at most its 2 s: it joined after the start), then
+    // the programme stays on air silent.
+    const auto heard = tone_sequence(pcm);
+    CHECK(heard == std::vector<int>{880});
+    std::size_t loud = 0;
+    for (const float v : pcm) loud += std::abs(v) > 0.05f ? 1u : 0u;
+    CHECK(loud > 0);
+    CHECK(loud < 48000 * 24 / 10);  // not looped: under 2.4 s of signal
+}

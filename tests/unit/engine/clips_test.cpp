@@ -14,6 +14,9 @@
 #include "loa/engine/clip_catalog.h"
 #include "loa/engine/clock.h"
 #include "loa/engine/control_service.h"
+#include "loa/engine/engine.h"
+#include "loa/engine/programme_control.h"
+#include "loa/engine/programme_manager.h"
 #include "loa/engine/store.h"
 #include "temp_dir.h"
 
@@ -448,4 +451,79 @@ TEST_CASE("scoped_caller_lists_its_subtree_and_global_clips", "[control][clips]"
     int clip_events = 0;
     for (const auto& e : ev) clip_events += e.kind() == pb::CLIP_ADDED ? 1 : 0;
     REQUIRE(clip_events == 2);
+}
+
+TEST_CASE("programme_from_catalogue_clip_pins_it_and_follows_cluster_changes", "[control][clips][runtime]") {
+    Fixture f;
+    f.zone("p", pb::PROVINCE_ZONE, "");
+    f.zone("d", pb::DISTRICT_ZONE, "p");
+    f.zone("a", pb::COMMUNE_ZONE, "d");
+    f.zone("b", pb::COMMUNE_ZONE, "d");
+    const auto up_global = f.upload(sine_wav(f.dir / "g.wav", 0.5, 0.5), "global");
+    REQUIRE(up_global.code() == pb::OK);
+    pb::Clip global;
+    REQUIRE(global.ParseFromString(up_global.payload()));
+    const auto up_a = f.upload(sine_wav(f.dir / "a.wav", 0.5, 0.25), "commune a", {}, "a");
+    REQUIRE(up_a.code() == pb::OK);
+    pb::Clip of_a;
+    REQUIRE(of_a.ParseFromString(up_a.payload()));
+
+    EngineConfig config;
+    config.engine.listen = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address_v4("127.0.0.1"), 0);
+    config.engine.fanout_threads = 1;
+    config.engine.realtime_priority = 0;
+    SystemClock media_clock;
+    Engine engine(config, media_clock);
+    engine.start();
+    ProgrammeManager manager(engine);
+    ProgrammeControl control(f.store, manager, f.clock);
+    control.set_clip_dir(f.service.clip_catalog().dir());
+    f.service.set_programme_control(&control);
+
+    pb::StartProgrammeRequest start;
+    start.set_name("bulletin");
+    start.set_level(pb::COMMUNE);
+    start.add_zone_ids("a");
+    start.set_clip_id(global.id());
+    const auto id = f.ok<pb::StartProgrammeResponse>("StartProgramme", start).id();
+    const auto uses = [&](std::uint64_t clip) { return f.store.clip(static_cast<std::int64_t>(clip))->uses; };
+    CHECK(uses(global.id()) == 1);
+    pb::DeleteClipRequest del;
+    del.set_id(global.id());
+    CHECK(f.call("DeleteClip", del).code() == pb::FAILED_PRECONDITION);
+
+    // A cluster registered while the programme plays joins its fan-out at
+    // once; disabling it takes it off again.
+    CHECK(manager.info(id)->listeners == 0);
+    pb::RegisterClusterRequest reg;
+    reg.set_id("a1");
+    reg.set_zone_id("a");
+    reg.set_address("127.0.0.1:9");
+    f.ok<pb::Cluster>("RegisterCluster", reg);
+    CHECK(manager.info(id)->listeners == 1);
+    CHECK(manager.info(id)->targeted == 1);
+    pb::SetClusterEnabledRequest off;
+    off.set_id("a1");
+    off.set_enabled(false);
+    f.ok<pb::Cluster>("SetClusterEnabled", off);
+    CHECK(manager.info(id)->listeners == 0);
+
+    // A commune-B operator cannot see commune A's clip: it is "not found".
+    const auto b_token = f.make_operator("op-b", pb::OPERATOR, "b");
+    auto other = start;
+    other.clear_zone_ids();
+    other.add_zone_ids("b");
+    other.set_clip_id(of_a.id());
+    CHECK(f.call("StartProgramme", other, b_token).code() == pb::NOT_FOUND);
+    other.set_clip_id(9999);
+    CHECK(f.call("StartProgramme", other).code() == pb::NOT_FOUND);
+    CHECK(uses(of_a.id()) == 0);
+
+    pb::StopProgrammeRequest stop;
+    stop.set_id(id);
+    f.ok<pb::StopProgrammeResponse>("StopProgramme", stop);
+    CHECK(uses(global.id()) == 0);
+    f.ok<pb::DeleteClipResponse>("DeleteClip", del);
+    f.service.set_programme_control(nullptr);
+    engine.stop();
 }

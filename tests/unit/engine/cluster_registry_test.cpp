@@ -116,3 +116,32 @@ TEST_CASE("cluster_bad_reports_rejected", "[cluster_registry]") {
             engine::ClusterRegistry::Result::Accepted);
     CHECK_FALSE(reg.find("xa-01")->has_status);
 }
+
+TEST_CASE("clusters_registered_through_the_api_report_and_keep_their_state", "[cluster_registry]") {
+    engine::ClusterRegistry reg(two_clusters(), 15 * kSecond);
+    const udp::endpoint from(make_address("127.0.0.1"), 40000);
+    std::string id;
+    bool came_online = false;
+    const auto pkt = report("api-1", 0x2222);
+    // Unknown until registered.
+    CHECK(reg.on_rtcp(pkt, from, kSecond, 0, id, came_online) == engine::ClusterRegistry::Result::UnknownCluster);
+    reg.set_registered({{"api-1", udp::endpoint(make_address("127.0.0.1"), 7001)}, {"api-2", udp::endpoint()}});
+    REQUIRE(reg.on_rtcp(pkt, from, 2 * kSecond, 0, id, came_online) == engine::ClusterRegistry::Result::Accepted);
+    CHECK(id == "api-1");
+    CHECK(came_online);
+    CHECK(reg.snapshot().size() == 4);
+    // Registered again (e.g. after another change): the live state stays.
+    reg.set_registered({{"api-1", udp::endpoint(make_address("127.0.0.1"), 7002)}});
+    const auto s = reg.find("api-1");
+    REQUIRE(s);
+    CHECK(s->online);
+    CHECK(s->status.playing_ssrc == 0x2222);
+    CHECK(s->configured_address.port() == 7002);
+    CHECK_FALSE(reg.find("api-2"));
+    // Config clusters are never dropped; removed API clusters are forgotten.
+    reg.set_registered({});
+    CHECK_FALSE(reg.find("api-1"));
+    CHECK(reg.find("xa-01"));
+    CHECK(reg.snapshot().size() == 2);
+    CHECK(reg.on_rtcp(pkt, from, 3 * kSecond, 0, id, came_online) == engine::ClusterRegistry::Result::UnknownCluster);
+}

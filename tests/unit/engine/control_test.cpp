@@ -1030,3 +1030,31 @@ TEST_CASE("control_full_disk_fails_mutations_with_resource_exhausted", "[control
     REQUIRE(f.call("CreateZone", z).code() == pb::OK);
     REQUIRE(before != f.snapshot());
 }
+
+TEST_CASE("control_read_only_state_fails_mutations_with_unavailable", "[control][disk]") {
+    Fixture f;
+    f.zone("hn", pb::PROVINCE_ZONE, "");
+    const auto before = f.snapshot();
+    f.store.set_read_only(true);
+    pb::CreateZoneRequest z;
+    z.set_id("hn.bv");
+    z.set_name("Ba Vì");
+    z.set_kind(pb::DISTRICT_ZONE);
+    z.set_parent_id("hn");
+    const auto r = f.call("CreateZone", z);
+    INFO(r.message());
+    REQUIRE(r.code() == pb::UNAVAILABLE);
+    REQUIRE(r.message().find("not writable") != std::string::npos);
+    pb::RegisterClusterRequest reg;
+    reg.set_id("c1");
+    reg.set_zone_id("hn");
+    CHECK(f.call("RegisterCluster", reg).code() == pb::UNAVAILABLE);
+    // Nothing changed and reads still answer.
+    REQUIRE(f.snapshot() == before);
+    REQUIRE(f.call("ListZones", pb::ListZonesRequest()).code() == pb::OK);
+    REQUIRE(f.call("GetStatus", pb::GetStatusRequest()).code() == pb::OK);
+    // Writable again: the same call succeeds.
+    f.store.set_read_only(false);
+    REQUIRE(f.call("CreateZone", z).code() == pb::OK);
+    REQUIRE(f.store.integrity_check() == "ok");
+}

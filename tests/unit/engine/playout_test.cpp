@@ -331,6 +331,94 @@ TEST_CASE("late_packet_dropped", "[playout]") {
     CHECK(p.stats().frames_decoded.load() >= 195);
 }
 
+TEST_CASE("late_packet_waited_for", "[playout]") {
+    // Packet 100 comes 25 ms late, after packet 101: when its frame is due it
+    // is missing while a later one is here, and there is no FEC (music mode).
+    // The playout conceals a piece at a time for up to one packet time
+    // instead of giving the frame up at once; the packet comes meanwhile and
+    // is played whole, not dropped as late.
+    const auto payloads = encode_tone(100, 1000.0, codecs::Content::Music);
+    Playout p;
+    StreamSpec s;
+    auto packets = clean_arrivals(s, payloads, 200);
+    packets[100].arrival += 25 * kMs;
+    sort_by_arrival(packets);
+    Sim sim{p, packets};
+    sim.block = 480;
+    sim.phase_ns = 3 * kMs;
+    sim.run_until(2 * kSec + 10 * kMs);
+    const auto expanded_before = p.stats().expanded_samples.load();
+    sim.run_until(4 * kSec - 40 * kMs);
+    INFO("target " << p.stats().target_delay_ms.load() << " current " << p.stats().current_delay_ms.load());
+    CHECK(p.stats().late_played.load() == 1);
+    CHECK(p.stats().late.load() == 0);
+    CHECK(p.stats().lost.load() == 0);
+    CHECK(p.stats().concealed.load() == 0);  // less than a frame of concealment while waiting
+    CHECK(p.stats().underruns.load() == 0);
+    CHECK(p.stats().frames_decoded.load() >= 197);
+    CHECK(p.stats().expanded_samples.load() == expanded_before);  // no expand: the wait was concealment
+    // The delay that the wait added is taken back.
+    CHECK(p.stats().accelerated_samples.load() > 0);
+    CHECK(std::abs(p.stats().current_delay_ms.load() - p.stats().target_delay_ms.load()) <= 5);
+    const auto fit = codecs::fit_tone(sim.output_after(2500 * kMs).first(48000));
+    CHECK(fit.frequency_hz == Approx(1000.0).margin(1.0));
+}
+
+TEST_CASE("late_fec_carrier_waited_for", "[playout]") {
+    // Packet 100 is lost and packet 101, which carries its FEC copy, comes
+    // 50 ms late: with a 60 ms delay, 102 is here when the frame of 100 is
+    // due and 101 comes 10 ms after. The frame is held open for up to one
+    // packet time, 101 comes meanwhile and the frame is rebuilt from its
+    // FEC, whole.
+    const auto payloads = encode_tone(200, 1000.0, codecs::Content::Speech, 20);
+    PlayoutConfig cfg;
+    cfg.min_delay_ms = 60;
+    Playout p(cfg);
+    StreamSpec s;
+    auto packets = clean_arrivals(s, payloads, 200);
+    packets[101].arrival += 50 * kMs;
+    packets.erase(packets.begin() + 100);
+    sort_by_arrival(packets);
+    Sim sim{p, packets};
+    sim.block = 480;
+    sim.phase_ns = 3 * kMs;
+    sim.run_until(4 * kSec - 40 * kMs);
+    CHECK(p.stats().lost.load() == 1);
+    CHECK(p.stats().recovered_fec.load() == 1);
+    CHECK(p.stats().concealed.load() == 0);
+    CHECK(p.stats().late.load() == 0);
+    CHECK(p.stats().late_played.load() == 0);
+    CHECK(p.stats().underruns.load() == 0);
+    CHECK(std::abs(p.stats().current_delay_ms.load() - p.stats().target_delay_ms.load()) <= 5);
+}
+
+TEST_CASE("late_wait_is_bounded", "[playout]") {
+    // The same late packet as in late_packet_waited_for with the wait turned
+    // off, and one 60 ms late with the default wait: both frames are given
+    // up (concealed) and the packets dropped as late when they come.
+    for (const auto& [wait, extra_ms] : {std::pair{std::optional<int>(0), std::int64_t{25}},
+                                         std::pair{std::optional<int>(), std::int64_t{60}}}) {
+        const auto payloads = encode_tone(100, 1000.0, codecs::Content::Music);
+        PlayoutConfig cfg;
+        cfg.late_wait_ms = wait;
+        Playout p(cfg);
+        StreamSpec s;
+        auto packets = clean_arrivals(s, payloads, 200);
+        packets[100].arrival += extra_ms * kMs;
+        sort_by_arrival(packets);
+        Sim sim{p, packets};
+        sim.block = 480;
+        sim.phase_ns = 3 * kMs;
+        sim.run_until(4 * kSec - 40 * kMs);
+        INFO("wait " << (wait ? *wait : -1) << " ms, packet " << extra_ms << " ms late");
+        CHECK(p.stats().late_played.load() == 0);
+        CHECK(p.stats().late.load() == 1);
+        CHECK(p.stats().lost.load() == 1);
+        CHECK(p.stats().concealed.load() == 1);
+        CHECK(p.stats().underruns.load() == 0);
+    }
+}
+
 TEST_CASE("fec_recovers_single_loss", "[playout]") {
     const auto payloads = encode_tone(200, 1000.0, codecs::Content::Speech, 20);
     // FEC needs the packet after the lost one to be there when the lost one

@@ -197,6 +197,9 @@ public:
     /// Who `spec` would reach, with the same checks as add() but admitting
     /// nothing.
     Result<Reach> check(const ProgrammeSpec& spec) const;
+    /// Who an admitted programme reaches in the current topology; nullopt
+    /// when `id` is not admitted.
+    std::optional<Reach> reach(std::uint64_t id) const;
     /// Admits a programme (effective at the next decide()). Errors, nothing
     /// changed: INVALID_ARGUMENT (id 0, no target, unknown target zone),
     /// ALREADY_EXISTS (id taken), FAILED_PRECONDITION (aimed at part of a

@@ -52,6 +52,12 @@ public:
     /// their ids.
     std::vector<std::string> sweep(std::int64_t now_ns);
 
+    /// Replaces the clusters registered through the control plane (id and
+    /// unicast address, unspecified when it has none). Clusters of the config
+    /// stay; listed ones that are already known keep their live state; API
+    /// clusters no longer listed are forgotten. Control thread.
+    void set_registered(const std::vector<std::pair<std::string, boost::asio::ip::udp::endpoint>>& clusters);
+
     std::vector<ClusterSnapshot> snapshot() const;
     std::optional<ClusterSnapshot> find(const std::string& id) const;
     std::size_t online_count() const;
@@ -59,7 +65,8 @@ public:
 private:
     mutable std::mutex mutex_;
     std::unordered_map<std::string, ClusterSnapshot> clusters_;
-    std::vector<std::string> order_;  // configuration order, for stable listings
+    std::vector<std::string> order_;  // configuration order, then registration order, for stable listings
+    std::size_t configured_ = 0;      // the first configured_ entries of order_ come from the config
     std::int64_t timeout_ns_;
 };
 

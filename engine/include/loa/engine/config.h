@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,8 +30,10 @@ private:
     std::string key_;
 };
 
+struct PlaylistSpec;  // loa/engine/playlist.h
+
 struct SourceConfig {
-    enum class Type { Tone, Clip, Studio };
+    enum class Type { Tone, Clip, Studio, Playlist };
     Type type = Type::Tone;
     double gain_db = 0.0;
     // tone
@@ -42,6 +45,8 @@ struct SourceConfig {
     // studio: a live feed declared by a [[studio]] table
     std::string studio;                             // the studio's name
     std::optional<std::filesystem::path> fallback;  // looped while the studio is silent; nullopt = silence
+    // playlist (run-time programmes only, e.g. alerts): items, repeats, interval
+    std::shared_ptr<const PlaylistSpec> playlist;
 };
 
 /// A live studio ([[studio]]): recognised on the ingest socket by its SSRC,
@@ -52,6 +57,9 @@ struct StudioConfig {
     std::optional<boost::asio::ip::address> source_address;  // host only: a NAT may change the port
     // Several studios may match one packet (e.g. one by SSRC, one by host): the first declared takes it.
     std::string program;                                     // the programme allowed to play it
+    // Seed only: a [[studio]] naming a `zone` (and no `program`) is imported
+    // into the state database once and then feeds run-time programmes.
+    std::string zone;
     // The studio's adaptive playout (loa::engine::PlayoutConfig).
     int min_delay_ms = 0;
     int max_delay_ms = 500;
@@ -80,6 +88,15 @@ struct ZoneConfig {
     std::string parent;  // empty for a province
 };
 
+/// The alert state of an alert programme: every speaker that plays it
+/// switches its amplifier on and plays at this forced software volume for as
+/// long as the programme's packets arrive. It travels in every RTP packet of
+/// the programme (kAlertExtensionId, layout in stream_signal.h), so a speaker
+/// applies it from whichever packet reaches it first.
+struct AlertSignal {
+    std::uint8_t volume_pct = 100;  // forced volume, 0..100 (larger values are sent as 100)
+};
+
 struct ProgramConfig {
     std::string name;
     std::uint32_t ssrc = 0;  // derived from the name unless configured
@@ -95,6 +112,8 @@ struct ProgramConfig {
     std::optional<boost::asio::ip::udp::endpoint> multicast;     // group:port
     std::optional<std::filesystem::path> sdp_file;               // written at start
     std::vector<SourceConfig> sources;
+    /// Set for an alert programme (RaiseAlert): see AlertSignal.
+    std::optional<AlertSignal> alert;
 };
 
 struct EngineSettings {
@@ -117,6 +136,8 @@ struct EngineSettings {
     /// Folder of the persistent state (state.db). Unset = no control plane
     /// and no persistent state (the engine runs from its config alone).
     std::optional<std::filesystem::path> state_dir;
+    /// IANA time zone of schedules created without one.
+    std::string time_zone = "Asia/Ho_Chi_Minh";
 };
 
 /// [control]: the control socket (used only when engine.state_dir is set).
@@ -134,6 +155,7 @@ struct EngineConfig {
     std::vector<ZoneConfig> zones;                   // seed only
     std::vector<ClusterSeedConfig> cluster_seeds;   // seed only, in [[cluster]] order
     std::vector<StudioConfig> studios;
+    std::vector<StudioConfig> studio_seeds;          // seed only: [[studio]] tables with a zone
     std::vector<ProgramConfig> programs;
 
     const ClusterConfig* find_cluster(const std::string& id) const noexcept;

@@ -15,6 +15,8 @@
 // disconnected, so it never holds up the thread or other clients. WatchEvents
 // streams are pulled from the event log only while that queue has room, so a
 // slow watcher falls behind (and resumes by seq) instead of growing memory.
+// A steady timer calls ControlService::tick() every tick_interval_ms on the
+// same thread, so periodic work never races a request.
 
 #include <cstddef>
 #include <filesystem>
@@ -34,6 +36,9 @@ struct ControlServerOptions {
     std::size_t max_queued_frames = 1024;
     unsigned socket_mode = 0660;
     std::string socket_group = "loa";  // applied when that group exists
+    /// Period of ControlService::tick() on the control thread (alert
+    /// expiry, confirmation events); 0 = never.
+    unsigned tick_interval_ms = 100;
 };
 
 class ControlServer {

@@ -26,6 +26,9 @@
 namespace loa::engine {
 
 class ProgrammeControl;
+class AlertControl;
+class StudioControl;
+class ScheduleControl;
 
 /// Who is at the other end of a connection.
 struct PeerInfo {
@@ -40,6 +43,9 @@ using StatsProvider = std::function<loa::engine::v1::EngineStats()>;
 using LiveStateProvider = std::function<std::optional<loa::engine::v1::ClusterState>(const std::string& id)>;
 /// Told the seq of every event committed to the store.
 using EventListener = std::function<void(std::uint64_t seq)>;
+/// Periodic work on the control thread (alert expiry, later schedules);
+/// given the wall-clock time in Unix ms.
+using TickHook = std::function<void(std::int64_t now_unix_ms)>;
 
 /// What handle() produced: always a Response; for an accepted WatchEvents
 /// also the stream to start (its Response is not sent: events follow).
@@ -65,6 +71,29 @@ public:
     /// control_programmes.cpp). nullptr (the default): those calls are
     /// UNAVAILABLE.
     void set_programme_control(ProgrammeControl* p) { programmes_ = p; }
+    /// Emergency alerts (RaiseAlert, CancelAlert, ListAlerts, GetAlertStatus;
+    /// control_alerts.cpp). nullptr (the default): those calls are
+    /// UNAVAILABLE. The service gives it the live state provider.
+    void set_alert_control(AlertControl* a);
+    /// Run-time studios (DeclareStudio, ListStudios, RemoveStudio;
+    /// control_studios.cpp). nullptr (the default): those calls are
+    /// UNAVAILABLE.
+    void set_studio_control(StudioControl* s) { studios_ = s; }
+    /// Schedules (CreateSchedule, ListSchedules, DeleteSchedule,
+    /// NextOccurrences; control_schedules.cpp). nullptr (the default): those
+    /// calls are UNAVAILABLE. The first non-null call adds a tick hook that
+    /// runs the schedules' windows (ScheduleControl::poll) and commits what
+    /// they did.
+    void set_schedule_control(ScheduleControl* s);
+
+    /// Periodic work, called by the control server every ~100 ms: ends
+    /// alerts that are due (expiry, last play), announces changes of their
+    /// confirmation, then runs the added hooks. Never throws (failures are
+    /// logged, and retried on the next tick where that makes sense).
+    void tick(std::int64_t now_unix_ms);
+    /// tick() at the service clock's current time.
+    void tick() { tick(now_unix_ms()); }
+    void add_tick_hook(TickHook hook) { tick_hooks_.push_back(std::move(hook)); }
 
     /// One frame body (the bytes after the varint length). Garbage yields
     /// INVALID_ARGUMENT with close_connection set.
@@ -113,6 +142,28 @@ private:
     std::string start_programme(const Caller&, const std::string&);
     std::string stop_programme(const Caller&, const std::string&);
     std::string list_programmes(const Caller&, const std::string&);
+    // Alerts (control_alerts.cpp).
+    std::string raise_alert(const Caller&, const std::string&);
+    std::string cancel_alert(const Caller&, const std::string&);
+    std::string list_alerts(const Caller&, const std::string&);
+    std::string get_alert_status(const Caller&, const std::string&);
+    void tick_alerts(std::int64_t now_unix_ms);
+    /// Deletes an ended alert's row (with its clip reference and an
+    /// ALERT_ENDED event saying `why`), then forgets it. Throws ControlError.
+    void commit_alert_end(std::uint64_t id, const std::string& why);
+    // Studios (control_studios.cpp).
+    std::string declare_studio(const Caller&, const std::string&);
+    std::string list_studios(const Caller&, const std::string&);
+    std::string remove_studio(const Caller&, const std::string&);
+    // Schedules (control_schedules.cpp).
+    std::string create_schedule(const Caller&, const std::string&);
+    std::string list_schedules(const Caller&, const std::string&);
+    std::string delete_schedule(const Caller&, const std::string&);
+    std::string next_occurrences(const Caller&, const std::string&);
+    /// Polls the schedules at `now_unix_ms` and commits their outbox (events,
+    /// done marks). Throws ControlError when a commit fails (the rest stays
+    /// queued for the next tick).
+    void tick_schedules(std::int64_t now_unix_ms);
     // Clips (control_clips.cpp).
     void open_clip_catalog();
     std::string begin_clip_upload(const Caller&, const std::string&);
@@ -129,6 +180,12 @@ private:
     EventListener listener_;
     std::unordered_map<std::string, Handler> handlers_;
     ProgrammeControl* programmes_ = nullptr;
+    AlertControl* alerts_ = nullptr;
+    StudioControl* studios_ = nullptr;
+    ScheduleControl* schedules_ = nullptr;
+    bool schedule_hook_added_ = false;
+    std::vector<TickHook> tick_hooks_;
+    std::string tick_error_;  // last tick failure logged (logged again only when it changes)
     std::unique_ptr<ClipCatalog> clips_;
 };
 

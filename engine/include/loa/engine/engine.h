@@ -2,8 +2,16 @@
 // The engine: owns the RTP/RTCP sockets, the fan-out workers, the programmes
 // and the media thread that ticks them on absolute deadlines, plus an I/O
 // thread that receives cluster reports and keeps the cluster registry and,
-// when studios are declared, receives their live feeds on the ingest socket
-// and routes them to the studio sources' queues.
+// when studios are declared (or the control plane may declare them), receives
+// their live feeds on the ingest socket and routes them to the studio
+// sources' queues.
+//
+// Studios come from the config (each bound to its configured programme) or
+// are added and removed at run time (add_studio, remove_studio) and then
+// feed run-time programmes, one at a time. The I/O thread routes with an
+// immutable studio table published by atomic pointer swap (IngestRouter); a
+// removed studio is freed only once neither the I/O thread nor a programme
+// can still reach it.
 //
 // Threads: construct, start(), stop(), join() and the read-only accessors
 // from one control thread (the program's main). The media thread and the I/O
@@ -28,6 +36,11 @@
 #include "loa/engine/program.h"
 #include "loa/transport/spsc_queue.h"
 
+namespace loa::engine::v1 {
+class EngineStats;
+class StudioStats;
+}
+
 namespace loa::engine {
 
 struct IngressCounters {
@@ -49,6 +62,14 @@ struct IngestCounters {
     std::atomic<std::uint64_t> foreign_address{0};
     std::atomic<std::uint64_t> queue_full{0};
     std::atomic<std::uint64_t> receive_errors{0};
+    std::atomic<std::uint64_t> idle{0};  // a known studio no programme takes yet: dropped
+};
+
+/// What the engine knows of one studio (Engine::studio_status).
+struct StudioStatus {
+    bool runtime = false;    // added by add_studio() (else declared in the config)
+    bool receiving = false;  // a valid packet arrived within StudioSource::kSilentAfterNs
+    std::optional<std::uint32_t> programme_group;  // run-time programme its feed goes to
 };
 
 /// Something the operator should see (cluster online/offline, clip errors).
@@ -76,12 +97,20 @@ public:
 
     /// Local address of the IPv4 RTP/RTCP socket (the port speakers report to).
     boost::asio::ip::udp::endpoint local_endpoint() const;
-    /// Local address of the studio ingest socket; nullopt when no studio is
-    /// declared (the socket is then not opened).
+    /// Local address of the studio ingest socket. It is opened when the
+    /// config declares a studio, or when engine.state_dir is set (the control
+    /// plane may add studios; failing to bind it is then only reported);
+    /// nullopt otherwise.
     std::optional<boost::asio::ip::udp::endpoint> ingest_endpoint() const;
     const EngineConfig& config() const noexcept { return config_; }
     const std::vector<std::unique_ptr<Program>>& programs() const noexcept { return programs_; }
     const ClusterRegistry& clusters() const noexcept { return registry_; }
+    /// Control thread. The clusters registered through the control plane,
+    /// so their reports are accepted and their live state kept
+    /// (ClusterRegistry::set_registered).
+    void set_registered_clusters(const std::vector<std::pair<std::string, boost::asio::ip::udp::endpoint>>& clusters) {
+        registry_.set_registered(clusters);
+    }
     const IngressCounters& ingress() const noexcept { return ingress_; }
     const IngestCounters& ingest() const noexcept { return ingest_; }
     transport::FanoutStats fanout_stats() const noexcept;
@@ -94,10 +123,13 @@ public:
     /// Control thread. Builds a programme (encoder, sources) with its own
     /// fan-out group (initially without destinations) and hands it to the
     /// media thread, which starts producing it at its next frame boundary
-    /// (before start(): from the first). Returns its group. Throws
-    /// std::runtime_error when all kMaxRuntimeProgrammes groups are taken or
-    /// a source cannot be made (studio sources are not supported at run time
-    /// yet), codecs::Error on an encoder it cannot make.
+    /// (before start(): from the first). Returns its group. A studio source
+    /// must name a run-time studio (add_studio) that feeds no other
+    /// programme; the studio's feed then goes to this programme until it is
+    /// removed. Throws std::runtime_error when all kMaxRuntimeProgrammes
+    /// groups are taken or a source cannot be made (unknown studio, a studio
+    /// of the config, a studio already feeding a programme), codecs::Error on
+    /// an encoder it cannot make.
     std::uint32_t add_programme(const ProgramConfig& config);
     /// Control thread. Clears the programme's destinations and asks the media
     /// thread to drop it at its next frame boundary; the programme is freed
@@ -120,9 +152,33 @@ public:
     /// media thread has not let go of yet).
     std::size_t runtime_programme_count() const noexcept { return runtime_.size(); }
 
+    /// Control thread. Adds a run-time studio, recognised on the ingest socket
+    /// from the I/O thread's next datagram on (after the config's studios:
+    /// the first match takes a packet). Its `program` and `zone` are not
+    /// used. Until a programme takes it, its packets latch and are counted,
+    /// then dropped (idle). Throws std::invalid_argument when the name is
+    /// taken (by a config or run-time studio), it has neither ssrc nor
+    /// source address, or another studio has the very same ssrc and source
+    /// address; std::runtime_error when the engine has no ingest socket.
+    void add_studio(const StudioConfig& config);
+    enum class StudioRemoval { Removed, NotFound, Busy };
+    /// Control thread. Takes a run-time studio off the ingest table: its
+    /// packets are then unknown. NotFound for an unknown name (or a studio of
+    /// the config), Busy while it feeds a run-time programme (remove that first).
+    StudioRemoval remove_studio(const std::string& name);
+    /// Control thread. Names of the run-time studios, in the order added.
+    std::vector<std::string> runtime_studios() const;
+    /// Control thread. Status of the studio named so (config or run-time),
+    /// nullopt when none; fills `stats` (latched address, ingest and playout
+    /// counters) when given.
+    std::optional<StudioStatus> studio_status(const std::string& name,
+                                              loa::engine::v1::StudioStats* stats = nullptr) const;
+
     /// Counters and cluster state as one JSON object (the EngineStats
     /// message of proto/loa/engine/v1/stats.proto, snake_case names).
     std::string stats_json() const;
+    /// The same counters as a message (no JSON round trip). Control thread.
+    void stats(loa::engine::v1::EngineStats& out) const;
 
 private:
     struct Io;
@@ -131,6 +187,13 @@ private:
     void handle_datagram(std::span<const std::uint8_t> datagram, const boost::asio::ip::udp::endpoint& from);
     void handle_ingest(std::span<const std::uint8_t> datagram, const boost::asio::ip::udp::endpoint& from);
     void emit(const std::string& message) const;
+    Studio* find_studio(const std::string& name) const noexcept;
+    // Publishes the routing table (config studios with a consumer, then the
+    // run-time ones); returns the router's ticket.
+    std::uint64_t publish_studios();
+    // Frees removed studios nobody can reach any more; returns how many.
+    std::size_t collect_studios();
+    void fill_studio_stats(const Studio& studio, loa::engine::v1::StudioStats& out) const;
 
     EngineConfig config_;
     Clock& clock_;
@@ -139,6 +202,11 @@ private:
     std::unique_ptr<transport::PacketPool> pool_;
     std::unique_ptr<transport::FanoutSender> fanout_;
     std::vector<std::unique_ptr<Studio>> studios_;  // before programs_: their sources consume the feeds
+    // Run-time studios (control thread), in the order added; removed ones
+    // wait in retired_studios_ until the I/O thread and every programme that
+    // read them have let go. Before runtime_: programmes go first.
+    std::vector<std::unique_ptr<Studio>> runtime_studios_;
+    std::vector<std::unique_ptr<Studio>> retired_studios_;
     std::vector<std::unique_ptr<Program>> programs_;
     // Run-time programmes. Owned by the control thread in runtime_ (by
     // group); the media thread only sees raw pointers handed over through
@@ -151,6 +219,7 @@ private:
     SourceContext source_context_;
     std::unordered_map<std::uint32_t, std::unique_ptr<Program>> runtime_;
     std::unordered_map<std::uint32_t, bool> runtime_removed_;  // group -> remove requested
+    std::unordered_map<std::uint32_t, std::vector<Studio*>> runtime_studio_users_;  // group -> studios it reads
     std::vector<std::uint32_t> free_groups_;
     transport::SpscQueue<Command> commands_{kMaxRuntimeProgrammes * 2};
     transport::SpscQueue<Program*> released_{kMaxRuntimeProgrammes * 2};

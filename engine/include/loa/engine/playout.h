@@ -12,7 +12,13 @@
 //     accelerate (drop whole pitch periods) and expand (repeat them), chosen
 //     by the buffer level against the target.
 //   - loss: the next packet's in-band FEC when it has some, else Opus PLC;
-//     a long run of concealment fades to silence.
+//     a long run of concealment fades to silence. A packet that is missing
+//     while later ones are here may only be late: its frame is concealed a
+//     piece at a time (at most PlayoutConfig::late_wait_ms), and if the
+//     packet or the next one (with its FEC copy) comes meanwhile, the frame
+//     is played whole from it; the delay grew by the concealment already
+//     played, and accelerate takes it back. What is played is never cut
+//     short to hold the delay.
 //   - drift: the sender's clock and the consumer's clock differ by up to
 //     +-200 ppm; a variable-ratio resampler (libsamplerate) driven by a slow
 //     controller on the filtered buffer level keeps the level at the target.
@@ -57,6 +63,13 @@ struct PlayoutConfig {
     /// halves after ~400 packets; the 97 % quantile forgets a jittery spell
     /// in ~40 s of clean 20 ms packets).
     double histogram_forget_factor = 0.9983;
+    /// Longest concealment played while waiting for a packet that is missing
+    /// while later ones are here and whose FEC copy is not here either (ms);
+    /// unset: one packet time, the missing frame's own play time (waiting
+    /// that long costs nothing when the packet is really lost: its frame
+    /// would have been concealed anyway). Longer waits rescue more late
+    /// packets but stretch real losses and add delay.
+    std::optional<int> late_wait_ms;
 };
 
 enum class PlayoutPush {
@@ -73,7 +86,8 @@ struct PlayoutStats {
     std::atomic<std::uint64_t> lost{0};           // sequence numbers never received in time
     std::atomic<std::uint64_t> recovered_fec{0};  // frames rebuilt from the next packet's in-band FEC
     std::atomic<std::uint64_t> concealed{0};      // frames made by PLC (loss or underrun), FEC excluded
-    std::atomic<std::uint64_t> late{0};
+    std::atomic<std::uint64_t> late{0};           // dropped: came after their frame was given up (or stale SSRC)
+    std::atomic<std::uint64_t> late_played{0};    // arrived after their frame was due, still played (waited for)
     std::atomic<std::uint64_t> duplicate{0};
     std::atomic<std::uint64_t> reordered{0};      // arrived after a higher sequence number, in time
     std::atomic<std::uint64_t> underruns{0};      // ran dry while playing

@@ -21,6 +21,12 @@ enum class Priority : std::uint8_t {
 inline constexpr std::uint8_t kPriorityExtensionId = 1;
 /// URI naming that extension in SDP (a=extmap).
 inline constexpr std::string_view kPriorityExtensionUri = "urn:x-loa:rtp-hdrext:priority";
+/// RFC 8285 one-byte extension id of the alert state (forced amplifier and
+/// volume), carried by every packet of an alert programme only. Element
+/// layout: loa/engine/stream_signal.h.
+inline constexpr std::uint8_t kAlertExtensionId = 2;
+/// URI naming that extension in SDP (a=extmap).
+inline constexpr std::string_view kAlertExtensionUri = "urn:x-loa:rtp-hdrext:alert";
 
 std::string_view to_string(Priority p) noexcept;
 /// Parses "emergency", "province", ... (case-insensitive).

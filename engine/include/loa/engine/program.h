@@ -3,11 +3,16 @@
 // packetised as RTP (one SSRC) and handed to the fan-out group that holds
 // every destination hearing it. Also emits the programme's RTCP sender report
 // (with SDES CNAME) once a second through the same group.
+// Every RTP packet carries the programme's priority level, and for an alert
+// programme (config.alert) the forced amplifier/volume state, as RFC 8285
+// header extension elements (loa/engine/stream_signal.h); the first packet
+// also sets the marker bit.
 //
 // Threads: constructed and destroyed on the control thread; produce_frame()
 // only on the media thread (no allocation, no locks, no blocking I/O);
 // counters readable from any thread.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -20,6 +25,7 @@
 #include "loa/engine/clock.h"
 #include "loa/engine/config.h"
 #include "loa/engine/source.h"
+#include "loa/engine/stream_signal.h"
 #include "loa/transport/fanout_sender.h"
 #include "loa/transport/packet_pool.h"
 
@@ -83,6 +89,7 @@ private:
     std::uint32_t timestamp_;
     std::uint64_t frame_count_ = 0;
     bool first_packet_ = true;
+    std::array<std::uint8_t, kAlertElementSize> alert_element_{};  // kAlertExtensionId bytes (alert programmes only)
     ProgramCounters counters_;
 };
 

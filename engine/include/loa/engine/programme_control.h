@@ -6,8 +6,15 @@
 // Scope: a caller may start a programme only at a level no higher than its
 // own and only to zones inside its subtree (PERMISSION_DENIED otherwise), may
 // stop only programmes it could have started, and sees only programmes that
-// target at least one zone of its subtree. Viewers may only list. A clip by
-// file path is for administrators only (until the clip catalogue is wired in).
+// target at least one zone of its subtree. Viewers may only list. A
+// catalogue clip must be global or belong to the caller's subtree; a clip by
+// file path is for administrators only. A programme playing a catalogue clip
+// holds one `uses` reference on it (taken and released by the caller in the
+// same transaction as the programme row), so the clip cannot be deleted.
+// A studio source names a studio of the Store (NOT_FOUND otherwise) whose
+// zone lies in the caller's subtree (PERMISSION_DENIED) and that feeds no
+// other programme (FAILED_PRECONDITION); its fallback clip plays while it is
+// silent.
 //
 // Persistence: row() gives the Store row of a started programme (the caller
 // inserts it in the same transaction as its event); restore() restarts the
@@ -17,6 +24,7 @@
 // Threads: the control thread (the one that owns the Store).
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,19 +42,26 @@ struct ProgrammeRequest {
     std::string name;
     Priority level = Priority::Scheduled;
     std::vector<std::string> target_zones;
-    enum class Source { Tone, ClipPath, Studio } source = Source::Tone;
+    // Stored as an int in the programmes table: append only.
+    enum class Source { Tone, ClipPath, Studio, ClipId } source = Source::Tone;
     double tone_hz = 1000.0;
     std::string clip_path;  // absolute file path (admins only)
     std::string studio;
+    std::int64_t clip_id = 0;  // catalogue clip
+    bool loop = false;          // clips: false = play once, then silence until stopped
 };
 
 class ProgrammeControl {
 public:
     ProgrammeControl(Store& store, ProgrammeManager& manager, const Clock& clock);
+    /// Where catalogue clips live (ClipCatalog::dir()); unset = clip ids are
+    /// refused with UNAVAILABLE. Set before restore().
+    void set_clip_dir(std::filesystem::path dir) { clip_dir_ = std::move(dir); }
 
     /// Re-reads zones and clusters (enabled ones with a parseable unicast
     /// "host:port" address are reachable) and hands them to the manager.
-    /// Call after every committed change of zones or clusters.
+    /// Call after every committed change of zones or clusters; a call when
+    /// no zone or cluster was written since the last one does nothing.
     Outcome refresh_topology();
 
     Result<std::uint64_t> start(const Caller& caller, const ProgrammeRequest& request);
@@ -55,6 +70,8 @@ public:
     Outcome stop(const Caller& caller, std::uint64_t id);
     /// The Store row of a running programme.
     std::optional<ProgrammeRow> row(std::uint64_t id) const;
+    /// The catalogue clip a programme row plays, if any.
+    static std::optional<std::int64_t> clip_of(const ProgrammeRow& row);
     /// Starts every programme of store.programmes(); returns one message per
     /// programme that could not be started (it stays in the Store).
     std::vector<std::string> restore();
@@ -70,6 +87,8 @@ private:
     Store& store_;
     ProgrammeManager& manager_;
     const Clock& clock_;
+    std::optional<std::filesystem::path> clip_dir_;
+    std::optional<std::uint64_t> applied_topology_;  // Store::topology_version() last handed to the manager
     std::uint64_t next_id_ = 1;
     std::map<std::uint64_t, ProgrammeRow> rows_;
 };

@@ -51,6 +51,7 @@ struct RuntimeProgramme {
     std::vector<SourceConfig> sources;
     int ptime_ms = 20;
     int bitrate_bps = 64000;
+    std::optional<AlertSignal> alert;  // alert programmes: amplifier on, forced volume
 };
 
 struct ProgrammeInfo {

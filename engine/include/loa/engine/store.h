@@ -94,10 +94,75 @@ struct ProgrammeRow {
     std::string created_by;
 };
 
+/// An alert that has not ended yet (schema v6); restored on start and
+/// deleted when it ends (expiry, last repeat, cancel).
+struct AlertRow {
+    std::uint64_t id = 0;
+    std::string name;
+    int level = 0;               // loa::engine::Priority
+    std::string zones;           // target zone ids, comma-separated
+    std::int64_t clip_id = 0;    // catalogue clip, 0 = none
+    std::string studio;          // live studio after the clip, empty = none
+    bool attention_tone = true;
+    int repeats = 1;
+    int interval_ms = 0;
+    int volume_pct = 100;
+    std::int64_t raised_unix_ms = 0;
+    std::int64_t expires_unix_ms = 0;  // 0 = ends after its last repeat
+    std::uint64_t sequence = 0;        // arbiter start order
+    std::string created_by;
+};
+
+/// A studio declared through the control API (schema v7); added to the
+/// engine on start. Recognised by its SSRC, its sender's host, or both.
+struct StudioRow {
+    std::string name;
+    std::string zone_id;
+    std::optional<std::uint32_t> ssrc;
+    std::string source_address;  // IPv4 host; empty = any sender
+    int min_delay_ms = 0;
+    int max_delay_ms = 500;
+    int fixed_delay_ms = 0;             // 0 = adaptive
+    std::int64_t fallback_clip_id = 0;  // catalogue clip looped while silent; 0 = silence
+    std::int64_t created_unix_ms = 0;
+    std::string created_by;
+};
+
+/// One entry of a schedule's playlist: a catalogue clip with a gain, or a gap.
+struct ScheduleItemRow {
+    std::int64_t clip_id = 0;  // 0 = a gap of gap_ms
+    double gain_db = 0.0;      // clips: on top of the loudness normalisation (stored in milli-dB)
+    int gap_ms = 0;
+};
+
+/// A schedule created through the control API (schema v8); its windows
+/// start programmes at run time. Fields as in loa/engine/schedule.h.
+struct ScheduleRow {
+    std::uint64_t id = 0;  // assigned by insert_schedule
+    std::string name;
+    int level = 1;           // loa::engine::Priority
+    std::string zones;       // target zone ids, comma-separated
+    std::string time_zone;   // IANA name
+    std::string recurrence;  // to_string(Recurrence)
+    std::string first_date;  // YYYY-MM-DD, local
+    std::int64_t start_s = 0;     // local time of day, seconds
+    std::int64_t duration_s = 0;  // window length; 0 = the playlist's length
+    std::string until_date;       // YYYY-MM-DD, empty = no last date
+    int weekdays = 0;             // bit d = weekday d (0 = Sunday)
+    int every_days = 1;
+    std::string late_policy;  // to_string(LatePolicy)
+    std::vector<ScheduleItemRow> items;
+    /// Start (Unix ms) of the last window whose play is over (ended, cut by
+    /// its window, skipped): never played again after a restart. 0 = none.
+    std::int64_t done_start_unix_ms = 0;
+    std::int64_t created_unix_ms = 0;
+    std::string created_by;
+};
+
 class Store {
 public:
     /// Schema version this build writes; older databases are migrated on open.
-    static constexpr int kSchemaVersion = 5;
+    static constexpr int kSchemaVersion = 8;
     /// Events kept for WatchEvents resume; older ones are pruned.
     static constexpr std::int64_t kEventRetention = 10000;
 
@@ -119,6 +184,9 @@ public:
     // Zones.
     std::optional<ZoneRow> zone(const std::string& id) const;
     std::vector<ZoneRow> zones() const;  // ordered by id
+    /// Goes up with every write of a zone or cluster (even one rolled back),
+    /// so readers can tell when the topology may have changed.
+    std::uint64_t topology_version() const noexcept { return topology_version_; }
     void insert_zone(const ZoneRow& z);
     void update_zone(const ZoneRow& z);  // name and parent
     void delete_zone(const std::string& id);
@@ -156,6 +224,25 @@ public:
     void insert_programme(const ProgrammeRow& p);
     void delete_programme(std::uint64_t id);
 
+    // Alerts that have not ended (defined in store_alerts.cpp).
+    std::vector<AlertRow> alerts() const;  // ordered by id
+    void insert_alert(const AlertRow& a);
+    void delete_alert(std::uint64_t id);
+
+    // Studios (defined in store_studios.cpp).
+    std::optional<StudioRow> studio(const std::string& name) const;
+    std::vector<StudioRow> studios() const;  // ordered by name
+    void insert_studio(const StudioRow& s);
+    void delete_studio(const std::string& name);
+    std::int64_t studio_count_in_zone(const std::string& zone_id) const;
+
+    // Schedules and their playlist items (defined in store_schedules.cpp).
+    std::vector<ScheduleRow> schedules() const;  // ordered by id, with their items
+    /// Inserts the schedule and its items (inside write()); returns the new id.
+    std::uint64_t insert_schedule(const ScheduleRow& s);
+    void delete_schedule(std::uint64_t id);  // and its items
+    void set_schedule_done(std::uint64_t id, std::int64_t start_unix_ms);
+
     // Clips (defined in store_clips.cpp).
     std::optional<ClipRow> clip(std::int64_t id) const;
     /// The clip of `zone_id` (empty = global) with this content, if any.
@@ -181,12 +268,17 @@ public:
     /// on a full disk (tests use it to simulate one). A cap below the pages
     /// in use is raised to them by SQLite.
     void set_max_pages(std::int64_t pages);
+    /// Refuses every write on this connection as a read-only file system
+    /// would (SQLITE_READONLY → UNAVAILABLE); tests use it to simulate a
+    /// state directory that became read-only.
+    void set_read_only(bool read_only);
 
     /// PRAGMA integrity_check result ("ok" when sound).
     std::string integrity_check() const;
 
 private:
     void migrate();
+    std::uint64_t topology_version_ = 0;
 
     std::filesystem::path path_;
     std::unique_ptr<sql::Database> db_;

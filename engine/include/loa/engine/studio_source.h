@@ -11,6 +11,10 @@
 // clip, or silence when there is none) and returns to the live feed as soon
 // as packets come back. Every switch is crossfaded over one frame.
 //
+// Packets that arrived before the source was made (left in the feed's queue
+// by a programme that read the same studio before) are skipped: a new
+// programme starts from the live edge.
+//
 // Threads: constructed and destroyed on the control thread; render() only on
 // the media thread (the StudioFeed's consumer): no allocation, no locks, no
 // blocking. Counters and the Playout's stats from any thread.
@@ -36,6 +40,7 @@ struct StudioSourceCounters {
     std::atomic<std::uint64_t> went_silent{0};      // live -> fallback switches
     std::atomic<std::uint64_t> resumed{0};          // fallback -> live switches (the first start included)
     std::atomic<std::uint64_t> malformed{0};        // queued packets that did not parse (not expected)
+    std::atomic<std::uint64_t> stale{0};            // queued before this source existed (left by a former consumer): skipped
     std::atomic<bool> live{false};                  // playing the live feed now
 };
 
@@ -83,6 +88,7 @@ private:
     std::vector<float> scratch_;  // one frame: the other side of a crossfade
     bool live_ = false;
     std::int64_t last_packet_ns_ = 0;
+    std::int64_t created_ns_ = 0;
     StudioSourceCounters counters_studio_;
 };
 

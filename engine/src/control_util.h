@@ -1,0 +1,42 @@
+#pragma once
+// Small helpers shared by the Control service's handler files
+// (control_service.cpp, control_clips.cpp, control_programmes.cpp, ...).
+// Private to engine/src.
+
+#include <string>
+
+#include "loa/engine/auth.h"
+#include "loa/engine/control_status.h"
+
+namespace loa::engine::control_util {
+
+/// Ends the call with `code` and `message` (the dispatcher turns it into the response).
+[[noreturn]] inline void fail(RpcCode code, const std::string& message) { throw ControlError(code, message); }
+
+/// The request message in `payload`; INVALID_ARGUMENT naming `what` when it does not parse.
+template <class M>
+M parse(const std::string& payload, const char* what) {
+    M m;
+    if (!m.ParseFromString(payload)) fail(RpcCode::InvalidArgument, std::string("payload is not a valid ") + what);
+    return m;
+}
+
+/// PERMISSION_DENIED unless the caller's role is at least `min`.
+inline void require_role(const Caller& c, Role min, const char* action) {
+    if (static_cast<int>(c.role) < static_cast<int>(min)) {
+        fail(RpcCode::PermissionDenied, std::string(action) + " needs role " + std::string(to_string(min)) +
+                                            " (you are " + std::string(to_string(c.role)) + ")");
+    }
+}
+
+/// "the whole network" or "zone 'x'", for messages.
+inline std::string scope_name(const std::string& zone) {
+    return zone.empty() ? "the whole network" : "zone '" + zone + "'";
+}
+
+/// The caller as events and rows name it.
+inline std::string caller_name(const Caller& c) {
+    return c.is_local_admin() ? std::string("local admin") : c.operator_name;
+}
+
+}  // namespace loa::engine::control_util

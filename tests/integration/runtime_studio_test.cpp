@@ -1,0 +1,104 @@
+// A studio declared at run time through loactl: a programme started from it
+// with `programmes start --studio` carries loa-studio's live tone, pushed to
+// the engine's ingest port, to a loa-speaker registered as a cluster; the
+// studio cannot be removed while the programme plays it.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "audio_check.h"
+#include "integration_util.h"
+#include "process.h"
+#include "temp_dir.h"
+
+using namespace loa;
+
+namespace {
+constexpr std::uint32_t kSsrc = 305419896;
+
+struct Ctl {
+    std::string socket;
+    test::CommandResult run(std::vector<std::string> args) const {
+        return test::run_command(test::loactl_argv("--socket", socket, args));
+    }
+    std::string ok(std::vector<std::string> args) const {
+        const auto r = run(args);
+        INFO(r.out);
+        REQUIRE(r.status == 0);
+        return r.out;
+    }
+};
+}  // namespace
+
+TEST_CASE("runtime_studio_feeds_a_programme_to_a_speaker", "[integration][control][studios]") {
+    REQUIRE(std::filesystem::exists(LOA_STUDIO_BIN));
+    test::TempDir dir("loa-rt-studio");
+    unsigned speaker_port = 0;
+    auto speaker = test::start_speaker("sp-a", dir / "a.wav", "127.0.0.1", speaker_port, dir / "speaker.log");
+
+    // No [[studio]] in the config: the ingest socket opens for the control plane.
+    std::ofstream(dir / "engine.toml") << "[engine]\nlisten = \"127.0.0.1:0\"\ningest_listen = \"127.0.0.1:0\"\n"
+                                       << "state_dir = \"state\"\nrealtime_priority = 0\n"
+                                       << "[control]\nsocket = \"run/control.sock\"\n";
+    test::Process engine({LOA_ENGINE_BIN, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
+    unsigned ingest_port = 0;
+    for (int i = 0; i < 5 && ingest_port == 0; ++i) {
+        const auto line = engine.read_line(20000);
+        REQUIRE(line);
+        std::smatch m;
+        const std::string l = *line;
+        if (std::regex_match(l, m, std::regex("ingest 127\\.0\\.0\\.1:([0-9]+)"))) {
+            ingest_port = static_cast<unsigned>(std::stoul(m[1]));
+        }
+    }
+    REQUIRE(ingest_port != 0);
+    Ctl ctl{(dir / "run/control.sock").string()};
+
+    ctl.ok({"zones", "create", "p", "--name", "P", "--kind", "province"});
+    ctl.ok({"clusters", "register", "sp-a", "--zone", "p", "--address", "127.0.0.1:" + std::to_string(speaker_port)});
+    CHECK(ctl.run({"studios", "declare", "district-7", "--zone", "p"}).status == 3);  // INVALID_ARGUMENT: no match
+    ctl.ok({"studios", "declare", "district-7", "--zone", "p", "--ssrc", std::to_string(kSsrc), "--max-delay-ms",
+            "400"});
+    const auto id = std::stoull(
+        ctl.ok({"programmes", "start", "--zone", "p", "--level", "province", "--studio", "district-7"}));
+    CHECK(ctl.run({"programmes", "start", "--zone", "p", "--level", "commune", "--studio", "district-7"}).status ==
+          9);  // FAILED_PRECONDITION: it already feeds a programme
+
+    test::Process studio({LOA_STUDIO_BIN, "--to", "127.0.0.1:" + std::to_string(ingest_port), "--tone", "440",
+                          "--duration", "3", "--ssrc", std::to_string(kSsrc), "--stats-json"},
+                         (dir / "studio.log").string());
+    const auto studio_out = studio.read_all(30000);
+    REQUIRE(studio.wait(30000) == std::optional<int>(0));
+
+    const auto listed = ctl.ok({"--json", "studios", "list"});
+    INFO(listed);
+    CHECK(listed.find("\"latched_address\":\"127.0.0.1:") != std::string::npos);
+    CHECK(test::json_int(listed, "programme_id") == static_cast<long>(id));
+    CHECK(test::json_int(listed, "accepted") >= 140);  // 150 sent on loopback
+    CHECK(ctl.run({"studios", "remove", "district-7"}).status == 9);  // FAILED_PRECONDITION: playing
+    CHECK(ctl.ok({"studios", "list"}).find("district-7") != std::string::npos);
+
+    ctl.ok({"programmes", "stop", std::to_string(id)});
+    ctl.ok({"studios", "remove", "district-7"});
+    // Every event so far (the speaker's cluster may also have come online).
+    const auto last = test::json_int(ctl.ok({"--json", "status"}), "last_event_seq");
+    REQUIRE(last >= 6);
+    INFO("last_event_seq " << last);
+    const auto events = ctl.ok({"watch", "--after", "0", "--count", std::to_string(last)});
+    INFO(events);
+    CHECK(events.find("studio_declared") != std::string::npos);
+    CHECK(events.find("studio_removed") != std::string::npos);
+
+    speaker->signal(SIGTERM);
+    REQUIRE(speaker->wait(20000) == std::optional<int>(0));
+    engine.signal(SIGTERM);
+    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+
+    const auto pcm = test::read_wav(dir / "a.wav");
+    const auto check = test::check_tone(pcm);
+    CHECK(check.audible_samples >= static_cast<std::size_t>(2.5 * 48000));
+    CHECK(check.fit.frequency_hz == Approx(440).margin(2));
+    CHECK(test::tone_window_share(pcm, 440.0, 20.0) >= 0.85);
+}

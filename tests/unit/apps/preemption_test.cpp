@@ -1,0 +1,454 @@
+// loa-speaker's side of preemption and emergency alerts, on the socket-free
+// pipeline with passed-in time: the packets come from real engine Programs
+// (priority and alert header extensions, marker on the first packet), the
+// amplifier hook writes a temporary file or runs a script, and the output is
+// judged by its tones (each programme plays its own frequency).
+
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <fstream>
+#include <numbers>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "loa-speaker/speaker_config.h"
+#include "loa-speaker/speaker_pipeline.h"
+#include "loa/codecs/tone_analysis.h"
+#include "loa/engine/program.h"
+#include "loa/engine/stream_signal.h"
+#include "loa/transport/cluster_status.h"
+#include "loa/transport/rtcp_packet.h"
+#include "loa/transport/udp_socket.h"
+#include "temp_dir.h"
+#include "udp_receiver.h"
+
+using namespace loa;
+using boost::asio::ip::udp;
+
+namespace {
+
+constexpr std::int64_t kMs = 1'000'000;
+constexpr std::size_t kFrame = 960;
+const udp::endpoint kEngine(boost::asio::ip::make_address("127.0.0.1"), 5004);
+
+using Packets = std::vector<std::vector<std::uint8_t>>;
+
+engine::ProgramConfig programme(std::uint32_t ssrc, engine::Priority level, double hz,
+                                std::optional<engine::AlertSignal> alert = std::nullopt) {
+    engine::ProgramConfig p;
+    p.name = "p" + std::to_string(ssrc);
+    p.ssrc = ssrc;
+    p.priority = level;
+    p.alert = alert;
+    engine::SourceConfig s;
+    s.type = engine::SourceConfig::Type::Tone;
+    s.frequency_hz = hz;
+    s.level_db = -6.0;  // a sine of amplitude 0.5
+    p.sources.push_back(s);
+    return p;
+}
+
+// The RTP packets of `frames` 20 ms frames of a programme, as the engine
+// sends them to one cluster.
+Packets engine_packets(const engine::ProgramConfig& config, int frames) {
+    boost::asio::io_context io;
+    auto sock = transport::open_udp(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    test::UdpReceiver rx;
+    transport::FanoutSender fanout({}, sock.native_handle(), -1);
+    const std::vector<transport::Destination> dests{{rx.endpoint(), 0}};
+    REQUIRE(fanout.set_destinations(0, dests) == 0);
+    transport::PacketPool pool(16);
+    engine::ManualClock clock;
+    engine::Program prog(config, 0, "engine-test");
+    Packets out;
+    std::vector<std::uint8_t> d;
+    for (int i = 0; i < frames; ++i) {
+        prog.produce_frame(clock.now_ns(), clock.unix_ns(), pool, fanout, clock);
+        clock.advance(20 * kMs);
+        do {
+            REQUIRE(rx.receive(d));
+        } while (transport::looks_like_rtcp(d));  // sender reports are not needed here
+        out.push_back(d);
+    }
+    return out;
+}
+
+speaker::SpeakerConfig config() {
+    speaker::SpeakerConfig c;
+    c.cluster_id = "cluster-7";
+    c.engines.push_back(speaker::parse_engine_address("127.0.0.1:5004"));
+    c.jitter_ms = 40;
+    c.ssrc = 0x5EAC;
+    return c;
+}
+
+// A speaker on a 20 ms grid of injected time: in slot k the packets handed to
+// slot() arrive at k*20+1 ms, then a 20 ms block is rendered at k*20+5 ms.
+struct Rig {
+    speaker::SpeakerPipeline p;
+    std::int64_t now = 0;
+    std::vector<float> audio;
+    std::size_t slots = 0;
+    bool report_requested = false;
+
+    explicit Rig(const speaker::SpeakerConfig& c) : p(c, 0) {
+        audio.reserve(48000 * 30);
+        // Let a hook carry out its "off" at start first: requests it has not
+        // reached yet are coalesced, and the tests count the changes.
+        REQUIRE(p.amp_hook().wait_applied(std::chrono::seconds(10)));
+    }
+
+    void slot(std::initializer_list<const std::vector<std::uint8_t>*> packets,
+              std::vector<speaker::DatagramKind>* kinds = nullptr) {
+        for (const auto* pkt : packets) {
+            const auto k = p.on_datagram(std::span<const std::uint8_t>(pkt->data(), pkt->size()), kEngine, now + kMs);
+            if (kinds != nullptr) kinds->push_back(k);
+            report_requested = p.take_report_request() || report_requested;
+        }
+        std::array<float, kFrame> frame{};
+        p.render(frame, now + 5 * kMs);
+        report_requested = p.take_report_request() || report_requested;
+        audio.insert(audio.end(), frame.begin(), frame.end());
+        now += 20 * kMs;
+        ++slots;
+    }
+    void silent_slots(int n) {
+        for (int i = 0; i < n; ++i) slot({});
+    }
+    bool take_report_requested() { return std::exchange(report_requested, false); }
+
+    transport::ClusterStatus report() {
+        std::array<std::uint8_t, speaker::kMaxReportBytes> buf{};
+        const std::size_t n = p.build_report(buf, now);
+        REQUIRE(n > 0);
+        transport::RtcpCompound c;
+        REQUIRE(transport::parse_rtcp(std::span<const std::uint8_t>(buf.data(), n), c) == transport::Status::Ok);
+        REQUIRE(c.app_count == 1);
+        transport::ClusterStatus st;
+        REQUIRE(transport::decode_cluster_status(c.apps[0].data, st) == transport::Status::Ok);
+        return st;
+    }
+    // Output from slot `from` (inclusive) to slot `to` (exclusive).
+    std::span<const float> slots_audio(std::size_t from, std::size_t to) const {
+        return std::span<const float>(audio.data() + from * kFrame, (to - from) * kFrame);
+    }
+};
+
+// Amplitude of the `hz` component of `x` (projection on a complex sinusoid;
+// use windows holding whole periods of the tones compared).
+double tone_amplitude(std::span<const float> x, double hz) {
+    std::complex<double> acc = 0.0;
+    const double w = 2.0 * std::numbers::pi * hz / 48000.0;
+    for (std::size_t n = 0; n < x.size(); ++n) {
+        acc += static_cast<double>(x[n]) * std::polar(1.0, -w * static_cast<double>(n));
+    }
+    return 2.0 * std::abs(acc) / static_cast<double>(x.size());
+}
+
+// Largest `hz` amplitude over consecutive 100 ms windows of `x`.
+double max_window_amplitude(std::span<const float> x, double hz) {
+    double m = 0.0;
+    for (std::size_t at = 0; at + 4800 <= x.size(); at += 4800) m = std::max(m, tone_amplitude(x.subspan(at, 4800), hz));
+    return m;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+    std::ifstream f(path);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+// A GPIO "value" file stand-in (the hook never creates it).
+std::filesystem::path gpio_file(const test::TempDir& dir) {
+    const auto path = dir / "gpio-value";
+    std::ofstream(path) << "x";
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("alert_survives_loss_of_first_packets", "[speaker][alert]") {
+    test::TempDir dir("loa-alert");
+    auto cfg = config();
+    cfg.amp_gpio = gpio_file(dir).string();
+    cfg.amp_auto = false;  // the amplifier goes on for the alert only
+    Rig rig(cfg);
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 100);
+    const auto alert = engine_packets(programme(0xA1E7, engine::Priority::Emergency, 1000.0, engine::AlertSignal{30}), 100);
+
+    // The commune programme plays: amplifier off, configured volume.
+    for (int i = 0; i < 50; ++i) rig.slot({&commune[static_cast<std::size_t>(i)]});
+    REQUIRE(rig.p.amp_hook().wait_applied(std::chrono::seconds(10)));
+    CHECK(read_file(cfg.amp_gpio) == "0");
+    CHECK_FALSE(rig.p.amplifier_on());
+    CHECK(rig.p.volume_pct() == 100);
+    CHECK(max_window_amplitude(rig.slots_audio(30, 50), 440.0) == Approx(0.5).margin(0.05));
+    (void)rig.take_report_requested();
+
+    // The alert starts; its first 5 packets (the marked one among them) are
+    // lost, and stale commune packets are still in flight beside it.
+    const std::size_t switch_slot = rig.slots;
+    std::vector<speaker::DatagramKind> kinds;
+    for (std::size_t i = 5; i < 100; ++i) {
+        if (i < 15) {
+            rig.slot({&alert[i], &commune[50 + i - 5]}, &kinds);
+        } else {
+            rig.slot({&alert[i]}, &kinds);
+        }
+        if (i == 5) {
+            // The first packet that arrives switches everything at once.
+            CHECK(rig.take_report_requested());
+            CHECK(rig.p.counters().snapshot().playing_ssrc == 0xA1E7u);
+            CHECK(rig.p.amplifier_on());
+            CHECK(rig.p.volume_pct() == 30);
+            CHECK(rig.p.alert_active());
+            const auto st = rig.report();
+            CHECK(st.playing_ssrc == 0xA1E7u);
+            CHECK(st.amplifier_on);
+            CHECK(st.volume_pct == 30);
+        }
+    }
+    CHECK(std::count(kinds.begin(), kinds.end(), speaker::DatagramKind::Media) == 95);
+    CHECK(std::count(kinds.begin(), kinds.end(), speaker::DatagramKind::Outranked) == 10);
+
+    // The hook switched the amplifier on.
+    REQUIRE(rig.p.amp_hook().wait_applied(std::chrono::seconds(10)));
+    CHECK(read_file(cfg.amp_gpio) == "1");
+    CHECK(rig.p.amp_hook().applied() == 2);  // off at start, on for the alert
+    CHECK(rig.p.amp_hook().failures() == 0);
+
+    const auto c = rig.p.counters().snapshot();
+    CHECK(c.outranked == 10);
+    CHECK(c.malformed == 0);
+    CHECK(c.ssrc_changes == 2);
+    CHECK(c.alert);
+    CHECK(c.amplifier_on);
+    CHECK(c.volume_pct == 30);
+
+    // The alert tone plays at the forced volume (0.5 x 30 %), and nothing of
+    // the commune programme is heard after the switch.
+    const auto tail = rig.slots_audio(rig.slots - 50, rig.slots);
+    const auto fit = codecs::fit_tone(tail);
+    CHECK(fit.frequency_hz == Approx(1000.0).margin(2.0));
+    CHECK(fit.amplitude == Approx(0.15).margin(0.02));
+    CHECK(fit.snr_db > 15.0);
+    CHECK(max_window_amplitude(rig.slots_audio(switch_slot, rig.slots), 440.0) < 0.02);
+}
+
+TEST_CASE("higher_level_preempts_at_once_with_flush", "[speaker][alert]") {
+    Rig rig(config());
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 100);
+    const auto province = engine_packets(programme(0xB0B0, engine::Priority::Province, 880.0), 60);
+
+    for (std::size_t i = 0; i < 50; ++i) rig.slot({&commune[i]});
+    CHECK(max_window_amplitude(rig.slots_audio(30, 50), 440.0) == Approx(0.5).margin(0.05));
+    (void)rig.take_report_requested();
+
+    // The province programme starts while commune packets are still coming:
+    // it takes over on its first packet, the commune ones are ignored.
+    const std::size_t switch_slot = rig.slots;
+    for (std::size_t i = 0; i < 60; ++i) {
+        if (i < 20) {
+            rig.slot({&commune[50 + i], &province[i]});
+        } else {
+            rig.slot({&province[i]});
+        }
+        if (i == 0) CHECK(rig.take_report_requested());  // the engine hears of the switch at once
+    }
+    const auto c = rig.p.counters().snapshot();
+    CHECK(c.playing_ssrc == 0xB0B0u);
+    CHECK(c.outranked == 19);  // the commune packet before the switch was still played
+    CHECK(c.ssrc_changes == 2);
+    CHECK_FALSE(rig.p.amplifier_on());  // no hook, no alert
+    CHECK(rig.p.volume_pct() == 100);
+
+    // No old audio after the switch: the buffered commune audio was flushed,
+    // and the province tone starts within the playout delay.
+    const auto after = rig.slots_audio(switch_slot, rig.slots);
+    CHECK(max_window_amplitude(after, 440.0) < 0.02);
+    const std::size_t onset = codecs::first_above(after, 0.05f);
+    CHECK(onset <= 5 * kFrame);  // a few 20 ms blocks: the target delay, not a drained buffer
+    const auto fit = codecs::fit_tone(rig.slots_audio(rig.slots - 40, rig.slots));
+    CHECK(fit.frequency_hz == Approx(880.0).margin(2.0));
+    CHECK(fit.amplitude == Approx(0.5).margin(0.05));
+}
+
+TEST_CASE("stale_lower_level_packets_ignored_until_hold", "[speaker][alert]") {
+    auto cfg = config();
+    cfg.preempt_hold_ms = 500;
+    Rig rig(cfg);
+    const auto province = engine_packets(programme(0xB0B0, engine::Priority::Province, 880.0), 50);
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 100);
+
+    for (std::size_t i = 0; i < 50; ++i) rig.slot({&province[i]});
+    // The province programme ends; the commune one (already running, no
+    // marker) comes back. Until the province stream has been silent for the
+    // hold (500 ms = 25 slots) the commune packets are ignored, then it plays.
+    std::vector<speaker::DatagramKind> kinds;
+    for (std::size_t i = 0; i < 100; ++i) rig.slot({&commune[i]}, &kinds);
+    // The last province packet arrived one slot before the first commune one:
+    // commune packets 0..23 come less than 500 ms after it.
+    REQUIRE(kinds.size() == 100);
+    CHECK(std::count(kinds.begin(), kinds.begin() + 24, speaker::DatagramKind::Outranked) == 24);
+    CHECK(std::count(kinds.begin() + 24, kinds.end(), speaker::DatagramKind::Media) == 76);
+    const auto c = rig.p.counters().snapshot();
+    CHECK(c.outranked == 24);
+    CHECK(c.playing_ssrc == 0xC0AAu);
+    const auto fit = codecs::fit_tone(rig.slots_audio(rig.slots - 40, rig.slots));
+    CHECK(fit.frequency_hz == Approx(440.0).margin(2.0));
+}
+
+TEST_CASE("equal_level_newest_wins_previous_needs_marker", "[speaker][alert]") {
+    Rig rig(config());
+    const auto a = engine_packets(programme(0xAAA1, engine::Priority::Commune, 440.0), 60);
+    const auto b = engine_packets(programme(0xBBB2, engine::Priority::Commune, 880.0), 60);
+    for (std::size_t i = 0; i < 20; ++i) rig.slot({&a[i]});
+    // B (same level, newer) takes over even without its marked first packet;
+    // A's stragglers do not take it back.
+    for (std::size_t i = 1; i < 30; ++i) {
+        if (i < 10) {
+            rig.slot({&b[i], &a[20 + i]});
+        } else {
+            rig.slot({&b[i]});
+        }
+    }
+    auto c = rig.p.counters().snapshot();
+    CHECK(c.playing_ssrc == 0xBBB2u);
+    CHECK(c.outranked == 9);
+    CHECK(c.ssrc_changes == 2);
+    // A packet without a valid level is below every level: ignored too.
+    std::vector<std::uint8_t> unlabelled(transport::kMaxRtpPacket);
+    {
+        transport::RtpView v;
+        REQUIRE(transport::RtpView::parse(a[40], v) == transport::Status::Ok);
+        transport::RtpHeaderFields h;
+        h.payload_type = v.payload_type();
+        h.sequence = 9;
+        h.timestamp = 9;
+        h.ssrc = 0xCCC3;
+        std::size_t n = 0;
+        REQUIRE(transport::write_rtp(unlabelled, h, {}, v.payload(), n) == transport::Status::Ok);
+        unlabelled.resize(n);
+    }
+    std::vector<speaker::DatagramKind> kinds;
+    rig.slot({&b[30], &unlabelled}, &kinds);
+    CHECK(kinds == std::vector<speaker::DatagramKind>{speaker::DatagramKind::Media, speaker::DatagramKind::Outranked});
+    c = rig.p.counters().snapshot();
+    CHECK(c.playing_ssrc == 0xBBB2u);
+    CHECK(c.malformed == 0);
+}
+
+TEST_CASE("alert_ends_volume_returns_to_normal", "[speaker][alert]") {
+    test::TempDir dir("loa-alert");
+    auto cfg = config();
+    cfg.volume_pct = 80;
+    cfg.amp_gpio = gpio_file(dir).string();
+    cfg.amp_auto = false;
+    Rig rig(cfg);
+    const auto alert = engine_packets(programme(0xA1E7, engine::Priority::Emergency, 1000.0, engine::AlertSignal{100}), 60);
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 120);
+
+    for (std::size_t i = 0; i < 60; ++i) rig.slot({&alert[i]});
+    CHECK(rig.p.volume_pct() == 100);
+    CHECK(rig.p.amplifier_on());
+    auto fit = codecs::fit_tone(rig.slots_audio(30, 60));
+    CHECK(fit.frequency_hz == Approx(1000.0).margin(2.0));
+    CHECK(fit.amplitude == Approx(0.5).margin(0.05));  // forced to 100 %
+    REQUIRE(rig.p.amp_hook().wait_applied(std::chrono::seconds(10)));
+    CHECK(read_file(cfg.amp_gpio) == "1");
+    (void)rig.take_report_requested();
+
+    // The alert ends; the commune programme comes back after the hold and
+    // plays at the configured 80 %, amplifier off again (no --amp-auto).
+    for (std::size_t i = 0; i < 120; ++i) rig.slot({&commune[i]});
+    CHECK_FALSE(rig.p.alert_active());
+    CHECK(rig.p.volume_pct() == 80);
+    CHECK_FALSE(rig.p.amplifier_on());
+    CHECK(rig.take_report_requested());
+    const auto st = rig.report();
+    CHECK(st.playing_ssrc == 0xC0AAu);
+    CHECK(st.volume_pct == 80);
+    CHECK_FALSE(st.amplifier_on);
+    REQUIRE(rig.p.amp_hook().wait_applied(std::chrono::seconds(10)));
+    CHECK(read_file(cfg.amp_gpio) == "0");
+    CHECK(rig.p.amp_hook().applied() == 3);
+    fit = codecs::fit_tone(rig.slots_audio(rig.slots - 50, rig.slots));
+    CHECK(fit.frequency_hz == Approx(440.0).margin(2.0));
+    CHECK(fit.amplitude == Approx(0.4).margin(0.04));  // 0.5 x 80 %
+    const auto c = rig.p.counters().snapshot();
+    CHECK_FALSE(c.alert);
+    CHECK(c.amp_switches == 2);
+}
+
+TEST_CASE("amplifier_off_after_idle", "[speaker][alert]") {
+    test::TempDir dir("loa-amp");
+    // The command hook: a script that logs its argument.
+    const auto log = dir / "amp.log";
+    const auto script = dir / "amp.sh";
+    std::ofstream(script) << "#!/bin/sh\necho \"$1\" >> '" << log.string() << "'\n";
+    REQUIRE(::chmod(script.c_str(), 0755) == 0);
+    auto cfg = config();
+    cfg.amp_command = script.string();
+    cfg.amp_gpio = gpio_file(dir).string();
+    cfg.amp_idle_ms = 10'000;  // amp_auto is on by default
+    Rig rig(cfg);
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 50);
+
+    rig.silent_slots(10);
+    CHECK_FALSE(rig.p.amplifier_on());  // nothing played yet
+    for (std::size_t i = 0; i < 50; ++i) {
+        rig.slot({&commune[i]});
+        if (i == 0) CHECK(rig.p.amplifier_on());  // on with the first packet
+    }
+    REQUIRE(rig.p.amp_hook().wait_applied(std::chrono::seconds(10)));
+    CHECK(read_file(cfg.amp_gpio) == "1");
+
+    // The last packet arrived at slot 59 + 1 ms. 10 s later (500 slots) the
+    // amplifier goes off, not before.
+    rig.silent_slots(499);
+    CHECK(rig.p.amplifier_on());
+    rig.silent_slots(1);
+    CHECK_FALSE(rig.p.amplifier_on());
+    (void)rig.take_report_requested();
+    CHECK_FALSE(rig.report().amplifier_on);
+
+    REQUIRE(rig.p.amp_hook().wait_applied(std::chrono::seconds(10)));
+    CHECK(read_file(cfg.amp_gpio) == "0");
+    CHECK(read_file(log) == "off\non\noff\n");
+    CHECK(rig.p.amp_hook().failures() == 0);
+}
+
+TEST_CASE("amplifier_hook_failure_counted", "[speaker][alert]") {
+    test::TempDir dir("loa-amp");
+    speaker::AmpHook hook({(dir / "no-such-program").string(), (dir / "no-such-file").string(),
+                           std::chrono::milliseconds(10000)});
+    CHECK(hook.configured());
+    hook.request(true);
+    REQUIRE(hook.wait_applied(std::chrono::seconds(10)));
+    CHECK(hook.applied() == 1);
+    CHECK(hook.failures() == 1);
+    CHECK_FALSE(std::filesystem::exists(dir / "no-such-file"));  // never created
+    // A failed change is tried again on the next request for the same state.
+    hook.request(true);
+    REQUIRE(hook.wait_applied(std::chrono::seconds(10)));
+    CHECK(hook.applied() == 2);
+
+    speaker::AmpHook none({});
+    CHECK_FALSE(none.configured());
+    none.request(true);
+    CHECK(none.wait_applied(std::chrono::milliseconds(0)));
+    CHECK(none.applied() == 0);
+}
