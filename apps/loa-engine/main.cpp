@@ -127,7 +127,7 @@ std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig
     cp->service->set_schedule_control(cp->schedules.get());
     cp->service->set_stats_provider([&engine] {
         loa::engine::v1::EngineStats stats;
-        engine.stats(stats);
+        engine.stats(stats, /*with_clusters=*/false);  // ListClusters carries the live state, by scope
         return stats;
     });
     cp->service->set_live_state_provider([&engine](const std::string& id) -> std::optional<loa::engine::v1::ClusterState> {

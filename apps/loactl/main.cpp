@@ -273,6 +273,8 @@ int main(int argc, char** argv) {
                     std::cout << "schema:    v" << s.schema_version() << ", last event " << s.last_event_seq() << "\n";
                     std::cout << "fan-out:   " << s.stats().fanout().datagrams_sent() << " datagrams sent, "
                               << s.stats().fanout().send_errors() << " errors\n";
+                    std::cout << "clusters:  " << s.stats().clusters_online() << " online of "
+                              << s.stats().clusters_known() << " known\n";
                     Table t({"PROGRAMME", "SSRC", "DESTINATIONS", "FRAMES", "LATE"});
                     for (const auto& p : s.stats().programs()) {
                         t.add({p.name(), std::to_string(p.ssrc()), std::to_string(p.destinations()),

@@ -131,6 +131,11 @@ std::optional<ClusterSnapshot> ClusterRegistry::find(const std::string& id) cons
     return it->second;
 }
 
+std::size_t ClusterRegistry::size() const {
+    std::lock_guard lock(mutex_);
+    return clusters_.size();
+}
+
 std::size_t ClusterRegistry::online_count() const {
     std::lock_guard lock(mutex_);
     std::size_t n = 0;

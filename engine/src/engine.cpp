@@ -700,7 +700,7 @@ std::string Engine::stats_json() const {
     return out;
 }
 
-void Engine::stats(loa::engine::v1::EngineStats& s) const {
+void Engine::stats(loa::engine::v1::EngineStats& s, bool with_clusters) const {
     namespace pb = loa::engine::v1;
     s.Clear();
     s.set_uptime_ms(((running_ ? clock_.now_ns() : stopped_ns_) - started_ns_) / 1'000'000);
@@ -748,7 +748,9 @@ void Engine::stats(loa::engine::v1::EngineStats& s) const {
         e->set_max(c.encode_us.max());
     }
 
-    for (const auto& c : registry_.snapshot()) {
+    s.set_clusters_known(registry_.size());
+    s.set_clusters_online(registry_.online_count());
+    for (const auto& c : with_clusters ? registry_.snapshot() : std::vector<ClusterSnapshot>{}) {
         auto* cs = s.add_clusters();
         cs->set_id(c.id);
         const auto& addr = c.report_address ? *c.report_address : c.configured_address;

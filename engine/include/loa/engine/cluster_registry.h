@@ -61,6 +61,7 @@ public:
     std::vector<ClusterSnapshot> snapshot() const;
     std::optional<ClusterSnapshot> find(const std::string& id) const;
     std::size_t online_count() const;
+    std::size_t size() const;
 
 private:
     mutable std::mutex mutex_;

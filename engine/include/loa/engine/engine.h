@@ -178,7 +178,8 @@ public:
     /// message of proto/loa/engine/v1/stats.proto, snake_case names).
     std::string stats_json() const;
     /// The same counters as a message (no JSON round trip). Control thread.
-    void stats(loa::engine::v1::EngineStats& out) const;
+    /// `with_clusters` false leaves out the per-cluster list (counts stay).
+    void stats(loa::engine::v1::EngineStats& out, bool with_clusters = true) const;
 
 private:
     struct Io;
