@@ -60,6 +60,11 @@ struct ControlOptions {
   bool keep_workdir = false;
 };
 
+struct MethodLatency {
+  std::uint64_t calls = 0;
+  std::optional<double> p50_ms, p99_ms, max_ms;
+};
+
 struct LevelResult {
   unsigned clients = 0;
   std::uint64_t calls = 0;
@@ -67,7 +72,18 @@ struct LevelResult {
   double seconds = 0.0;
   std::optional<double> calls_per_s, p50_ms, p99_ms, max_ms;
   std::string first_error;
+  // The mix split by call (the read levels only).
+  std::optional<MethodLatency> get_status, list_clusters;
 };
+
+// The 1, 5 and 15 minute load averages ("/proc/loadavg"): the machine may be
+// shared, and the figures mean little without it.
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string one, five, fifteen;
+  if (!(f >> one >> five >> fifteen)) return "unknown";
+  return one + " " + five + " " + fifteen;
+}
 
 struct LateFrames {
   std::uint64_t late = 0;
@@ -206,6 +222,8 @@ LevelResult run_level(const std::filesystem::path& socket, unsigned clients, uns
     conns.push_back(std::make_unique<engine::ControlClient>(socket));
   }
   std::vector<std::vector<double>> lat(clients);
+  std::vector<std::vector<double>> lat_list(clients);    // the ListClusters share of lat
+  std::vector<std::vector<double>> lat_status(clients);  // the GetStatus share
   std::vector<std::uint64_t> errors(clients, 0);
   std::vector<std::string> first_error(clients);
   std::atomic<bool> go{false};
@@ -216,7 +234,11 @@ LevelResult run_level(const std::filesystem::path& socket, unsigned clients, uns
     threads.emplace_back([&, t] {
       auto& c = *conns[t];
       auto& l = lat[t];
+      auto& ll = lat_list[t];
+      auto& ls = lat_status[t];
       l.reserve(200000);
+      ll.reserve(100000);
+      ls.reserve(100000);
       std::uint64_t x = 0x9E3779B97F4A7C15ULL * (t + 1);
       const pb::GetStatusRequest status;
       pb::ListClustersRequest list;
@@ -237,7 +259,9 @@ LevelResult run_level(const std::filesystem::path& socket, unsigned clients, uns
         const auto t0 = Clock::now();
         try {
           const auto r = is_list ? c.call("ListClusters", list) : c.call("GetStatus", status);
-          l.push_back(ms_since(t0));
+          const double ms = ms_since(t0);
+          l.push_back(ms);
+          (is_list ? ll : ls).push_back(ms);
           if (r.code() != pb::OK) {
             if (errors[t]++ == 0) {
               first_error[t] = pb::StatusCode_Name(r.code()) + " " + r.message();
@@ -265,8 +289,12 @@ LevelResult run_level(const std::filesystem::path& socket, unsigned clients, uns
   // Every call counted has completed; the stop flag ends each thread's last one.
   res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   std::vector<double> all;
+  std::vector<double> lists;
+  std::vector<double> statuses;
   for (unsigned t = 0; t < clients; ++t) {
     all.insert(all.end(), lat[t].begin(), lat[t].end());
+    lists.insert(lists.end(), lat_list[t].begin(), lat_list[t].end());
+    statuses.insert(statuses.end(), lat_status[t].begin(), lat_status[t].end());
     res.errors += errors[t];
     if (res.first_error.empty()) {
       res.first_error = first_error[t];
@@ -274,6 +302,16 @@ LevelResult run_level(const std::filesystem::path& socket, unsigned clients, uns
   }
   res.calls = all.size();
   res.calls_per_s = static_cast<double>(res.calls) / res.seconds;
+  auto method = [](std::vector<double>& ms) {
+    MethodLatency m;
+    m.calls = ms.size();
+    m.p50_ms = percentile(ms, 50);
+    m.p99_ms = percentile(ms, 99);
+    m.max_ms = percentile(ms, 100);
+    return m;
+  };
+  res.get_status = method(statuses);
+  res.list_clusters = method(lists);
   fill_latency(res, all);
   return res;
 }
@@ -316,6 +354,16 @@ JsonObject level_json(const LevelResult& r) {
   if (!r.first_error.empty()) {
     o.add("first_error", r.first_error);
   }
+  auto method = [](const MethodLatency& m) {
+    JsonObject j;
+    j.add("p50_ms", m.p50_ms)
+        .add("p99_ms", m.p99_ms)
+        .add("max_ms", m.max_ms)
+        .add_int("calls", static_cast<double>(m.calls));
+    return j;
+  };
+  if (r.get_status) o.add("get_status", method(*r.get_status));
+  if (r.list_clusters) o.add("list_clusters", method(*r.list_clusters));
   return o;
 }
 
@@ -378,6 +426,8 @@ int run_control(ControlOptions opt) {
   LateFrames before;
   LateFrames after;
   double register_s = 0.0;
+  std::string load_before;  // load averages when the flood starts and when the mutating call ends
+  std::string load_after;
   std::string error;
   try {
     auto admin = connect_when_up(socket, child, log);
@@ -396,6 +446,7 @@ int run_control(ControlOptions opt) {
              std::to_string(kRegisterWindow) + " in flight)");
 
     before = late_frames(*admin);
+    load_before = load_average();
     for (const unsigned c : opt.levels) {
       progress("flood: " + std::to_string(c) + " client(s), " + std::to_string(opt.seconds) + " s ...");
       levels.push_back(run_level(socket, c, opt.seconds, opt.clusters));
@@ -406,6 +457,7 @@ int run_control(ControlOptions opt) {
     progress("mutating: SetClusterEnabled, " + std::to_string(opt.seconds) + " s ...");
     mutating = run_mutating(*admin, opt.seconds, opt.clusters);
     after = late_frames(*admin);
+    load_after = load_average();
   } catch (const std::exception& e) {
     error = e.what();
   }
@@ -462,6 +514,8 @@ int run_control(ControlOptions opt) {
         .add("wire", wire.name())
         .add("wire_note", wire.note)
         .add("machine", machine)
+        .add("load_before", load_before)
+        .add("load_after", load_after)
         .add("pass_calls_per_s", pass_rate)
         .add("pass_p99", pass_p99)
         .add("pass_late_frames", pass_late)
@@ -474,6 +528,8 @@ int run_control(ControlOptions opt) {
     std::printf("control: %zu clusters registered, programme to %zu destinations on %s, %u s per level (%s)\n",
                 opt.clusters, n_dest, wire.name(), opt.seconds, machine.c_str());
     std::printf("  %s\n", wire.note.c_str());
+    std::printf("  load average (1/5/15 min) at the flood's start: %s, at the end: %s\n", load_before.c_str(),
+                load_after.c_str());
     std::printf("  setup: %zu RegisterCluster calls in %.1f s (%d in flight, not measured)\n", opt.clusters, register_s,
                 static_cast<int>(kRegisterWindow));
     std::printf("%-36s %10s %9s %9s %9s %7s\n", "", "calls/s", "p50 ms", "p99 ms", "max ms", "errors");
@@ -484,6 +540,12 @@ int run_control(ControlOptions opt) {
     };
     for (const auto& r : levels) {
       row(std::to_string(r.clients) + " client(s) GetStatus+ListClusters", r);
+      for (const auto& [name, m] : {std::pair{"  of which GetStatus", r.get_status},
+                                    std::pair{"  of which ListClusters (100 rows)", r.list_clusters}}) {
+        if (!m) continue;
+        std::printf("%-36s %10s %9s %9s %9s\n", name, "", f3(m->p50_ms).c_str(), f3(m->p99_ms).c_str(),
+                    f3(m->max_ms).c_str());
+      }
     }
     if (mutating.calls > 0) {
       row("mutating SetClusterEnabled (commit)", mutating);

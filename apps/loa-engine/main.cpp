@@ -24,6 +24,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "loa/engine/alert_control.h"
+#include "loa/engine/asrun.h"
 #include "loa/engine/config.h"
 #include "loa/engine/control_seed.h"
 #include "loa/engine/control_server.h"
@@ -76,9 +77,27 @@ void write_sdp_files(const loa::engine::EngineConfig& config, const boost::asio:
     }
 }
 
+// The live state of one cluster as the control API shows it.
+void fill_cluster_state(const loa::engine::ClusterSnapshot& snap, loa::engine::v1::ClusterState& st) {
+    st.set_id(snap.id);
+    if (snap.report_address) {
+        st.set_address(snap.report_address->address().to_string() + ":" + std::to_string(snap.report_address->port()));
+    }
+    st.set_online(snap.online);
+    st.set_last_report_unix_ms(snap.last_report_unix_ns / 1'000'000);
+    st.set_reports(snap.reports);
+    if (snap.has_status) {
+        st.set_playing_ssrc(snap.status.playing_ssrc);
+        st.set_volume_pct(snap.status.volume_pct);
+        st.set_amplifier_on(snap.status.amplifier_on);
+        st.set_buffer_delay_ms(snap.status.buffer_delay_ms);
+    }
+}
+
 // The control plane (store + service + socket), present when engine.state_dir is set.
 struct ControlPlane {
     std::unique_ptr<loa::engine::Store> store;
+    std::unique_ptr<loa::engine::AsRunRecorder> asrun;                // the as-run log (watches the programmes)
     std::unique_ptr<loa::engine::ProgrammeManager> programmes;        // run-time programmes
     std::unique_ptr<loa::engine::ProgrammeControl> programme_control;
     std::unique_ptr<loa::engine::AlertControl> alerts;                // emergency alerts (run-time programmes)
@@ -100,6 +119,18 @@ std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig
     cp->service = std::make_unique<loa::engine::ControlService>(*cp->store, clock, static_cast<unsigned>(::geteuid()));
     // Run-time programmes: created here, then used only by the control server's thread.
     cp->programmes = std::make_unique<loa::engine::ProgrammeManager>(engine);
+    // The as-run log sees every programme from the first restored one on;
+    // plays a crash left open are closed first.
+    cp->asrun = std::make_unique<loa::engine::AsRunRecorder>(*cp->store, clock);
+    cp->asrun->set_retention_days(config.engine.asrun_retention_days);
+    try {
+        if (const auto n = cp->asrun->recover(); n > 0) {
+            spdlog::info("control: {} as-run row(s) left open by the last run closed", n);
+        }
+    } catch (const std::exception& e) {
+        spdlog::warn("control: as-run rows left open by the last run not closed: {}", e.what());
+    }
+    cp->programmes->set_observer(cp->asrun.get());
     cp->programme_control = std::make_unique<loa::engine::ProgrammeControl>(*cp->store, *cp->programmes, clock);
     cp->programme_control->set_clip_dir(cp->service->clip_catalog().dir());
     if (const auto o = cp->programme_control->refresh_topology(); !o.ok()) {
@@ -125,6 +156,8 @@ std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig
     for (const auto& problem : cp->schedules->restore()) spdlog::warn("control: {}", problem);
     if (const auto n = cp->schedules->size(); n > 0) spdlog::info("control: {} schedule(s) restored", n);
     cp->service->set_schedule_control(cp->schedules.get());
+    // After the schedules: their stop events are committed before the log's flush reads them.
+    cp->service->set_asrun_recorder(cp->asrun.get());
     cp->service->set_stats_provider([&engine] {
         loa::engine::v1::EngineStats stats;
         engine.stats(stats, /*with_clusters=*/false);  // ListClusters carries the live state, by scope
@@ -134,21 +167,17 @@ std::unique_ptr<ControlPlane> open_control_plane(const loa::engine::EngineConfig
         const auto snap = engine.clusters().find(id);
         if (!snap) return std::nullopt;
         loa::engine::v1::ClusterState st;
-        st.set_id(snap->id);
-        if (snap->report_address) {
-            st.set_address(snap->report_address->address().to_string() + ":" +
-                           std::to_string(snap->report_address->port()));
-        }
-        st.set_online(snap->online);
-        st.set_last_report_unix_ms(snap->last_report_unix_ns / 1'000'000);
-        st.set_reports(snap->reports);
-        if (snap->has_status) {
-            st.set_playing_ssrc(snap->status.playing_ssrc);
-            st.set_volume_pct(snap->status.volume_pct);
-            st.set_amplifier_on(snap->status.amplifier_on);
-            st.set_buffer_delay_ms(snap->status.buffer_delay_ms);
-        }
+        fill_cluster_state(*snap, st);
         return st;
+    });
+    // ListClusters: a page under one registry lock, written in place (no snapshot copies).
+    cp->service->set_live_states_provider([&engine](std::span<loa::control::v1::Cluster* const> page) {
+        std::vector<const std::string*> ids;
+        ids.reserve(page.size());
+        for (const auto* c : page) ids.push_back(&c->id());
+        engine.clusters().visit(ids, [&](std::size_t i, const loa::engine::ClusterSnapshot& snap) {
+            fill_cluster_state(snap, *page[i]->mutable_live());
+        });
     });
     loa::engine::ControlServerOptions opts;
     opts.socket_path = config.control.socket ? *config.control.socket : dir / "control.sock";
@@ -297,6 +326,14 @@ int main(int argc, char** argv) {
     engine->stop();
     if (control) {
         control->server->stop();
+        // The plays on the air end here ("engine stopped"), before their programmes go.
+        try {
+            control->asrun->finish(clock.unix_ns() / 1'000'000);
+        } catch (const std::exception& e) {
+            spdlog::warn("as-run log not closed ({}): the next start closes it", e.what());
+        }
+        control->programmes->set_observer(nullptr);
+        control->service->set_asrun_recorder(nullptr);
         // Run-time programmes go before the engine they live in.
         control->service->set_programme_control(nullptr);
         control->service->set_alert_control(nullptr);

@@ -312,7 +312,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(10, 60000));
     app.add_option("--volume", o.volume, "software volume 0..100")->check(CLI::Range(0, 100));
     app.add_option("--preempt-hold-ms", o.preempt_hold_ms,
-                   "a lower-priority stream is ignored until the playing one has been silent this long")
+                   "upper bound (ms) of ignoring a lower-priority stream: it is ignored only while the playing "
+                   "one is alive, i.e. until that has been silent for 3 packet times (at least 60 ms and the "
+                   "playout delay) or sent an RTCP BYE, and never longer than this")
         ->check(CLI::Range(0, 60000));
     app.add_option("--amp-command", o.amp_command,
                    "amplifier hook: run PROG on|off (no shell) when the amplifier is to switch");

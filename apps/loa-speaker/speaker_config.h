@@ -39,8 +39,10 @@ struct SpeakerConfig {
     std::int64_t long_gap_ns = 200'000'000; // concealment longer than this fades to silence
 
     // Preemption: a packet of another SSRC whose priority level is below the
-    // playing stream's is ignored (counted as outranked) until the playing
-    // stream has been silent this long; a higher level switches at once.
+    // playing stream's is ignored (counted as outranked) while the playing
+    // stream is alive: until it has been silent for 3 of its packet times
+    // (at least 60 ms and the playout's target delay) or sent an RTCP BYE,
+    // and never longer than this; a higher level switches at once.
     int preempt_hold_ms = 500;
 
     // Amplifier hook (amp_hook.h). Without a command or GPIO path nothing is

@@ -13,6 +13,16 @@ namespace {
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
 
+// A playing stream whose last packet is older than this many of its packet
+// times (and than the floor and the playout delay) has ended, as far as
+// preemption is concerned. One or two lost packets stay below it.
+constexpr std::int64_t kQuietPackets = 3;
+constexpr std::int64_t kQuietFloorNs = 60'000'000;
+constexpr std::int64_t kDefaultPtimeNs = 20'000'000;  // until two packets tell
+constexpr std::uint32_t kRtpClockHz = 48000;          // Opus RTP clock
+constexpr std::uint32_t kMinPtimeTicks = 120;         // 2.5 ms
+constexpr std::uint32_t kMaxPtimeTicks = 5760;        // 120 ms
+
 engine::PlayoutConfig playout_config(const SpeakerConfig& c) {
     engine::PlayoutConfig p;
     p.capacity = c.jitter_capacity;
@@ -98,6 +108,10 @@ DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
                 counters_.sr_received.fetch_add(1, kRelaxed);
                 reception_.on_sender_report(c.sender_info.ntp_timestamp, now_ns);
             }
+            for (std::size_t i = 0; i < c.bye_count; ++i) {
+                // The playing stream said goodbye: nothing is held for it any more.
+                if (has_current_ && c.bye[i] == current_ssrc_) current_bye_ = true;
+            }
         }
     } else {
         transport::RtpView v;
@@ -113,11 +127,38 @@ DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
 
 bool SpeakerPipeline::outranked(std::uint32_t ssrc, int level, bool marker, std::int64_t now_ns) const noexcept {
     if (!has_current_ || ssrc == current_ssrc_) return false;
-    if (now_ns - current_last_ns_ >= hold_ns_) return false;  // the playing stream went quiet: anyone may take over
+    // The playing stream ended (quiet for a few of its packet times, or a
+    // BYE): anyone may take over.
+    if (current_bye_ || now_ns - current_last_ns_ >= quiet_after_ns()) return false;
     if (level != current_level_) return level < current_level_;
     // Same level: the newest wins, but the stream just left returns only
     // with a programme's first packet (its stragglers are still in flight).
     return !marker && has_previous_ && ssrc == previous_ssrc_;
+}
+
+std::int64_t SpeakerPipeline::quiet_after_ns() const noexcept {
+    const std::int64_t ptime = current_ptime_ns_ > 0 ? current_ptime_ns_ : kDefaultPtimeNs;
+    const std::int64_t delay_ns = static_cast<std::int64_t>(counters_.target_delay_ms.load(kRelaxed)) * 1'000'000;
+    return std::min(hold_ns_, std::max({kQuietPackets * ptime, kQuietFloorNs, delay_ns}));
+}
+
+void SpeakerPipeline::track_current(const transport::RtpView& v) noexcept {
+    if (current_seen_) {
+        const auto step = static_cast<std::uint16_t>(v.sequence() - current_seq_);
+        if (step == 0 || step >= 0x8000) return;  // a duplicate or an older packet tells nothing new
+        const std::uint32_t ticks = v.timestamp() - current_ts_;
+        // Consecutive packets (or a few lost between them) give the packet
+        // time; a jump in the timestamp (e.g. a resumed clip) does not.
+        if (step <= 8 && ticks % step == 0) {
+            const std::uint32_t per = ticks / step;
+            if (per >= kMinPtimeTicks && per <= kMaxPtimeTicks) {
+                current_ptime_ns_ = static_cast<std::int64_t>(per) * 1'000'000'000 / kRtpClockHz;
+            }
+        }
+    }
+    current_seen_ = true;
+    current_seq_ = v.sequence();
+    current_ts_ = v.timestamp();
 }
 
 DatagramKind SpeakerPipeline::on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept {
@@ -141,11 +182,16 @@ DatagramKind SpeakerPipeline::on_media_packet(const transport::RtpView& v, std::
         has_current_ = true;
         current_ssrc_ = v.ssrc();
         current_level_ = level;
+        current_ptime_ns_ = 0;
+        current_seen_ = false;
+        current_bye_ = false;
         alert_.reset();  // a new stream is an alert only if it says so
     }
     // Anything else of another SSRC was a straggler the playout refused.
     if (has_current_ && v.ssrc() == current_ssrc_) {
         current_last_ns_ = now_ns;
+        if (v.marker()) current_bye_ = false;  // it starts again after its BYE
+        track_current(v);
         if (signal.level) current_level_ = level;
         if (signal.alert) alert_ = signal.alert;
     }

@@ -14,8 +14,14 @@
 //     switches too (ties go to the newest), except the SSRC played just
 //     before, which comes back only with the marker bit (a programme's first
 //     packet). A lower level, and those returning stragglers, are ignored and
-//     counted as outranked until the playing stream has been silent for
-//     preempt_hold_ms; then any stream is taken.
+//     counted as outranked only while the playing stream is alive: its last
+//     packet arrived less than its quiet time ago, where the quiet time is
+//     the largest of 3 of its packet times (from its RTP timestamps), 60 ms
+//     and the playout's target delay (a gap within the jitter the playout
+//     absorbs is no end, and the audio still buffered would be flushed), and
+//     never more than preempt_hold_ms. Once it has been quiet that long, or
+//     an RTCP BYE for its SSRC came, any stream is taken: a cluster returns
+//     to a lower programme (marked or not) within a few packet times.
 //   - While the playing stream carries the alert element, the software volume
 //     is forced to the alert's and the amplifier is switched on. Once seen,
 //     the state holds for the stream (a packet without the element does not
@@ -131,6 +137,8 @@ private:
 
     DatagramKind on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept;
     bool outranked(std::uint32_t ssrc, int level, bool marker, std::int64_t now_ns) const noexcept;
+    std::int64_t quiet_after_ns() const noexcept;
+    void track_current(const transport::RtpView& v) noexcept;
     void update_state(std::int64_t now_ns) noexcept;
     void publish_playout_stats() noexcept;
 
@@ -147,6 +155,11 @@ private:
     std::uint32_t current_ssrc_ = 0;
     int current_level_ = kUnknownLevel;
     std::int64_t current_last_ns_ = 0;  // arrival of its last packet
+    std::int64_t current_ptime_ns_ = 0;  // its packet time from its timestamps (0: not known yet)
+    bool current_seen_ = false;          // current_seq_/current_ts_ hold its newest packet
+    std::uint16_t current_seq_ = 0;
+    std::uint32_t current_ts_ = 0;
+    bool current_bye_ = false;           // an RTCP BYE for it came: it no longer outranks anyone
     bool has_previous_ = false;
     std::uint32_t previous_ssrc_ = 0;   // the stream played before it
     std::optional<engine::AlertElement> alert_;  // set while the playing stream is an alert

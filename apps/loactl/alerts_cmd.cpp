@@ -40,6 +40,7 @@ std::string join(const google::protobuf::RepeatedPtrField<std::string>& ids) {
 }
 
 std::string play_text(const pb::Alert& a) {
+    if (a.studio_live()) return "live";  // the studio is heard
     return (a.play() == 0 ? std::string("-") : std::to_string(a.play())) + "/" + std::to_string(a.repeats());
 }
 
@@ -91,12 +92,16 @@ std::optional<std::int64_t> parse_iso8601_ms(const std::string& text) {
 }
 
 void add_alerts_commands(CLI::App& app, AlertsCommands& cmds) {
-    auto* a = app.add_subcommand("alerts", "emergency alerts: attention chime + clip, forced volume, confirmation");
+    auto* a = app.add_subcommand("alerts",
+                                 "emergency alerts: attention chime + clip and/or a live studio, forced volume, "
+                                 "confirmation");
     a->require_subcommand(1);
     cmds.raise = a->add_subcommand("raise", "raise an alert to zones; prints its id");
     cmds.raise->add_option("--zone", cmds.zones, "target zone (repeat for several)")->required();
     cmds.raise->add_option("--clip-id", cmds.clip_id, "the message: a catalogue clip (loactl clips list)");
-    cmds.raise->add_option("--studio", cmds.studio, "a live studio after the clip (not available yet)");
+    cmds.raise->add_option("--studio", cmds.studio,
+                           "a live studio heard after chime and clip until the alert ends (needs --duration or "
+                           "--expires)");
     cmds.raise->add_option("--level", cmds.level,
                            "emergency (default), province, district, commune, scheduled or background");
     cmds.raise->add_option("--name", cmds.name, "display name");
@@ -178,6 +183,10 @@ int run_alerts_command(const AlertsCommands& cmds, loa::engine::ControlClient& c
                   << "\n";
         std::cout << "play:          " << play_text(a) << ", volume " << a.volume_pct() << " %, ssrc " << a.ssrc()
                   << "\n";
+        if (!a.studio().empty()) {
+            std::cout << "studio:        " << a.studio() << (a.studio_live() ? " (heard now)" : " (after the plays)")
+                      << "\n";
+        }
         std::cout << "targeted:      " << a.clusters_targeted() << "\n";
         std::cout << "confirmed:     " << a.clusters_confirmed() << "  " << join(r.confirmed()) << "\n";
         std::cout << "not confirmed: " << a.clusters_not_confirmed() << "  " << join(r.not_confirmed()) << "\n";

@@ -21,6 +21,7 @@
 #include "loa/engine/control_client.h"
 #include "loa/engine/control_status.h"
 #include "alerts_cmd.h"
+#include "asrun_cmd.h"
 #include "clips_cmd.h"
 #include "output.h"
 #include "programmes_cmd.h"
@@ -245,6 +246,8 @@ int main(int argc, char** argv) {
     loactl::add_studios_commands(app, studios_cmds);
     loactl::SchedulesCommands schedules_cmds;
     loactl::add_schedules_commands(app, schedules_cmds);
+    loactl::AsRunCommands asrun_cmds;
+    loactl::add_asrun_commands(app, asrun_cmds);
 
     auto* watch = app.add_subcommand("watch", "stream events");
     watch->add_option("--after", after_seq, "resume after this event seq");
@@ -415,6 +418,8 @@ int main(int argc, char** argv) {
         } else if (schedules_cmds.parsed()) {
             cli.set_status(
                 loactl::run_schedules_command(schedules_cmds, cli.client(), o.token, o.json, o.timeout_ms));
+        } else if (asrun_cmds.parsed()) {
+            cli.set_status(loactl::run_asrun_command(asrun_cmds, cli.client(), o.token, o.json, o.timeout_ms));
         } else if (watch->parsed()) {
             pb::WatchEventsRequest req;
             req.set_after_seq(after_seq);

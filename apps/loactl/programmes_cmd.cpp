@@ -50,6 +50,12 @@ void add_programmes_commands(CLI::App& app, ProgrammesCommands& cmds) {
     src->add_option("--studio", cmds.studio, "a declared studio");
     src->require_option(1);
     cmds.start->add_flag("--loop", cmds.loop, "clips: repeat until stopped (default: play once)");
+    cmds.start
+        ->add_option("--on-preempt", cmds.on_preempt,
+                     "clips, when every cluster they reach is preempted: resume (pause, then go on where it "
+                     "stopped), restart (pause, then play from the start) or drop (stop for good)")
+        ->check(CLI::IsMember({"resume", "restart", "drop"}))
+        ->capture_default_str();
     cmds.stop = p->add_subcommand("stop", "stop a programme");
     cmds.stop->add_option("id", cmds.id, "programme id")->required();
     cmds.list = p->add_subcommand("list", "programmes in your scope with their state");
@@ -69,6 +75,13 @@ int run_programmes_command(const ProgrammesCommands& cmds, loa::engine::ControlC
         req.set_level(static_cast<pb::Level>(static_cast<int>(*level) + 1));
         for (const auto& z : cmds.zones) req.add_zone_ids(z);
         req.set_loop(cmds.loop);
+        if (cmds.on_preempt == "restart") {
+            req.set_preempt_policy(pb::PREEMPT_RESTART);
+        } else if (cmds.on_preempt == "drop") {
+            req.set_preempt_policy(pb::PREEMPT_DROP);
+        } else {
+            req.set_preempt_policy(pb::PREEMPT_RESUME);
+        }
         if (cmds.clip_id != 0) {
             req.set_clip_id(static_cast<std::uint64_t>(cmds.clip_id));
         } else if (!cmds.clip.empty()) {
@@ -105,7 +118,8 @@ int run_programmes_command(const ProgrammesCommands& cmds, loa::engine::ControlC
         for (const auto& z : p.zone_ids()) zones += (zones.empty() ? "" : ",") + z;
         const auto clusters = std::to_string(p.clusters_hearing()) + "/" + std::to_string(p.clusters_targeted());
         std::printf("%-6llu %-20s %-10s %-10s %-9s %s\n", static_cast<unsigned long long>(p.id()), p.name().c_str(),
-                    lower(pb::Level_Name(p.level())).c_str(), state_name(p.state()).c_str(), clusters.c_str(),
+                    lower(pb::Level_Name(p.level())).c_str(), p.paused() ? "paused" : state_name(p.state()).c_str(),
+                    clusters.c_str(),
                     zones.c_str());
     }
     return 0;

@@ -1,6 +1,6 @@
 #pragma once
 // loactl programmes: start --zone Z [--zone Z2] --level L (--tone HZ | --clip-id ID | --clip PATH | --studio NAME)
-// [--loop] [--name N],
+// [--loop] [--on-preempt resume|restart|drop] [--name N],
 // stop ID, list.
 
 #include <cstdint>
@@ -24,6 +24,7 @@ struct ProgrammesCommands {
     std::int64_t clip_id = 0;
     std::string clip;
     bool loop = false;
+    std::string on_preempt = "resume";
     std::string studio;
     std::uint64_t id = 0;
     bool parsed() const { return start->parsed() || stop->parsed() || list->parsed(); }

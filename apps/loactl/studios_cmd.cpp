@@ -33,11 +33,15 @@ void print_studios(const google::protobuf::RepeatedPtrField<pb::Studio>& studios
     Table t({"NAME", "ZONE", "MATCH", "DELAY", "FALLBACK", "STATE", "LATCHED", "PROGRAMME", "PACKETS", "LOST", "LATE"});
     for (const auto& s : studios) {
         const auto& l = s.live();
-        t.add({s.name(), s.zone_id(), criteria(s), delay(s),
+        // A studio of the engine's config file has no zone: say so and name its programme.
+        const std::string zone = s.config_program().empty() ? s.zone_id() : "(config)";
+        const std::string programme = !s.config_program().empty() ? "config " + s.config_program()
+                                      : s.programme_id() == 0     ? std::string("-")
+                                                                  : std::to_string(s.programme_id());
+        t.add({s.name(), zone, criteria(s), delay(s),
                s.fallback_clip_id() == 0 ? std::string("-") : "clip " + std::to_string(s.fallback_clip_id()),
                state(s), l.latched_address().empty() ? std::string("-") : l.latched_address(),
-               s.programme_id() == 0 ? std::string("-") : std::to_string(s.programme_id()),
-               std::to_string(l.accepted()), std::to_string(l.lost()), std::to_string(l.late())});
+               programme, std::to_string(l.accepted()), std::to_string(l.lost()), std::to_string(l.late())});
     }
     t.print();
 }

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <exception>
-#include <set>
+
+#include "loa/engine/programme_control.h"
 
 namespace loa::engine {
 
@@ -52,7 +53,127 @@ std::vector<std::string> AlertControl::zones_of(const AlertRow& row) const {
 bool AlertControl::in_scope(const Caller& caller, const std::vector<std::string>& zones) const {
     if (caller.zone_id.empty()) return true;
     return std::all_of(zones.begin(), zones.end(),
-                       [&](const std::string& z) { return store_.zone_within(z, caller.zone_id); });
+                       [&](const std::string& z) { return zone_within(z, caller.zone_id); });
+}
+
+const AlertControl::TopologyIndex& AlertControl::index() const {
+    const auto version = store_.topology_version();
+    if (index_.version == version) return index_;
+    TopologyIndex ix;
+    const auto zones = store_.zones();
+    ix.zone_parent.assign(zones.size(), kNoZone);
+    for (std::uint32_t i = 0; i < zones.size(); ++i) ix.zone_by_id.emplace(zones[i].id, i);
+    for (std::uint32_t i = 0; i < zones.size(); ++i) {
+        if (zones[i].parent_id.empty()) continue;
+        if (const auto it = ix.zone_by_id.find(zones[i].parent_id); it != ix.zone_by_id.end()) {
+            ix.zone_parent[i] = it->second;
+        }
+    }
+    std::string after;
+    for (;;) {
+        const auto page = store_.clusters({}, after, 1000);  // ascending id
+        for (const auto& c : page) {
+            if (!c.enabled) continue;
+            const auto z = ix.zone_by_id.find(c.zone_id);
+            if (z == ix.zone_by_id.end()) continue;
+            ix.cluster_id.push_back(c.id);
+            ix.cluster_zone.push_back(z->second);
+        }
+        if (page.size() < 1000) break;
+        after = page.back().id;
+    }
+    ix.version = version;
+    index_ = std::move(ix);
+    return index_;
+}
+
+bool AlertControl::zone_within(std::uint32_t zone, std::uint32_t root) const noexcept {
+    // Bounded by the zone count, should the tree ever hold a cycle.
+    for (std::size_t steps = 0; zone != kNoZone && steps <= index_.zone_parent.size(); ++steps) {
+        if (zone == root) return true;
+        zone = index_.zone_parent[zone];
+    }
+    return false;
+}
+
+bool AlertControl::zone_within(const std::string& zone_id, const std::string& root) const {
+    if (root.empty()) return true;
+    const auto& ix = index();
+    const auto z = ix.zone_by_id.find(zone_id);
+    const auto r = ix.zone_by_id.find(root);
+    if (z == ix.zone_by_id.end() || r == ix.zone_by_id.end()) return false;
+    return zone_within(z->second, r->second);
+}
+
+const std::vector<std::uint32_t>& AlertControl::targets_of(const Entry& e) const {
+    const auto& ix = index();
+    if (e.targets_version == ix.version) return e.targets;
+    std::vector<std::uint32_t> roots;
+    for (const auto& z : zones_of(e.row)) {
+        if (const auto it = ix.zone_by_id.find(z); it != ix.zone_by_id.end()) roots.push_back(it->second);
+    }
+    // Whether each zone lies in a target zone's subtree.
+    std::vector<std::uint8_t> covered(ix.zone_parent.size(), 0);
+    for (std::uint32_t z = 0; z < covered.size(); ++z) {
+        covered[z] = std::any_of(roots.begin(), roots.end(), [&](std::uint32_t r) { return zone_within(z, r); });
+    }
+    e.targets.clear();
+    for (std::uint32_t c = 0; c < ix.cluster_id.size(); ++c) {
+        if (covered[ix.cluster_zone[c]] != 0) e.targets.push_back(c);
+    }
+    e.targets_version = ix.version;
+    return e.targets;
+}
+
+template <typename F>
+void AlertControl::for_each_target(const Entry& e, const Caller& caller, F&& f) const {
+    const auto& targets = targets_of(e);
+    if (caller.zone_id.empty()) {
+        for (const auto c : targets) f(c);
+        return;
+    }
+    // The caller sees only its subtree.
+    const auto root = index_.zone_by_id.find(caller.zone_id);
+    if (root == index_.zone_by_id.end()) return;
+    std::vector<std::int8_t> inside(index_.zone_parent.size(), -1);  // per zone: unknown, no, yes
+    for (const auto c : targets) {
+        auto& in = inside[index_.cluster_zone[c]];
+        if (in < 0) in = zone_within(index_.cluster_zone[c], root->second) ? 1 : 0;
+        if (in == 1) f(c);
+    }
+}
+
+AlertControl::Standing AlertControl::standing(const Entry& e, const std::string& cluster_id) const {
+    const auto live = live_ ? live_(cluster_id) : std::nullopt;
+    if (!live || !live->online) return Standing::Offline;
+    if (e.on_air && e.ssrc != 0 && live->playing_ssrc == e.ssrc && live->amplifier_on) return Standing::Confirmed;
+    return Standing::NotConfirmed;
+}
+
+Outcome AlertControl::studio_check(const Caller& caller, const std::string& name) const {
+    using enum RpcCode;
+    // As StartProgramme: a studio of the Store, in the caller's subtree, free.
+    const auto studio = store_.studio(name);
+    if (!studio) return Outcome::failure(NotFound, "no studio '" + name + "'");
+    if (!store_.zone_within(studio->zone_id, caller.zone_id)) {
+        return Outcome::failure(PermissionDenied, "studio '" + name + "' of zone '" + studio->zone_id +
+                                                      "' is outside the caller's zone '" + caller.zone_id + "'");
+    }
+    for (const auto& [id, e] : entries_) {
+        if (e.on_air && e.row.studio == name) {
+            return Outcome::failure(FailedPrecondition, "studio '" + name + "' already feeds alert " +
+                                                            std::to_string(id) + " ('" + e.row.name + "')");
+        }
+    }
+    for (const auto& p : store_.programmes()) {
+        if (p.source_kind == static_cast<int>(ProgrammeRequest::Source::Studio) && p.source == name) {
+            return Outcome::failure(FailedPrecondition,
+                                    "studio '" + name + "' already feeds programme " + std::to_string(p.id) + " ('" +
+                                        p.name + "'); an alert does not take a studio from a programme: stop it "
+                                        "first, or raise the alert without the studio");
+        }
+    }
+    return Outcome::success();
 }
 
 Result<std::uint64_t> AlertControl::raise(const Caller& caller, const AlertRequest& r) {
@@ -82,6 +203,10 @@ Result<std::uint64_t> AlertControl::raise(const Caller& caller, const AlertReque
         if (*r.expires_unix_ms - now > kMaxLifetimeMs) {
             return Outcome::failure(InvalidArgument, "the expiry is more than 7 days ahead");
         }
+    } else if (!r.studio.empty()) {
+        return Outcome::failure(InvalidArgument,
+                                "an alert with a live studio needs an expiry (duration or expiry time): the studio "
+                                "plays until then or until the alert is cancelled");
     }
     if (static_cast<int>(r.level) > static_cast<int>(caller.max_level)) {
         return Outcome::failure(PermissionDenied, "level " + std::string(to_string(r.level)) +
@@ -101,8 +226,7 @@ Result<std::uint64_t> AlertControl::raise(const Caller& caller, const AlertReque
         }
     }
     if (!r.studio.empty()) {
-        return Outcome::failure(Unimplemented,
-                                "alerts with a live studio after the clip are not available yet (give a clip)");
+        if (auto o = studio_check(caller, r.studio); !o.ok()) return o;
     }
     if (r.clip_id != 0 && !clip_dir_) return Outcome::failure(Unavailable, "this engine has no clip catalogue");
 
@@ -139,30 +263,49 @@ Outcome AlertControl::launch(Entry& e, int first_play) {
         const double gain = std::clamp(kLoudnessTargetLufs - clip->loudness_lufs, -20.0, 12.0);
         spec->items.push_back(PlaylistItem::clip(*clip_dir_ / (clip->sha256 + "." + clip->ext), gain));
     }
-    spec->repeats = std::max(1, row.repeats - first_play);
     spec->interval_ms = row.interval_ms;
     spec->progress = std::make_shared<PlaylistProgress>();
 
     SourceConfig source;
-    source.type = SourceConfig::Type::Playlist;
-    source.playlist = spec;
+    ProgrammeKind kind = ProgrammeKind::Clip;
+    if (row.studio.empty()) {
+        spec->repeats = std::max(1, row.repeats - first_play);
+        source.type = SourceConfig::Type::Playlist;
+        source.playlist = spec;
+    } else {
+        // The plays left (none after a restart past them, or without chime
+        // and clip) lead in to the live studio.
+        spec->repeats = std::clamp(row.repeats - first_play, 0, row.repeats);
+        source.type = SourceConfig::Type::Studio;
+        source.studio = row.studio;
+        if (!spec->items.empty() && spec->repeats > 0) source.playlist = spec;
+        kind = ProgrammeKind::Live;
+    }
     RuntimeProgramme p;
     p.id = kProgrammeIdBase + row.id;
     p.name = "alert:" + row.name;
     p.level = static_cast<Priority>(row.level);
     p.target_zones = zones_of(row);
     p.sequence = row.sequence;
-    p.kind = ProgrammeKind::Clip;
+    p.kind = kind;
+    const bool plays = source.type == SourceConfig::Type::Playlist || source.playlist != nullptr;  // chime/clip to play
     p.sources.push_back(std::move(source));
     p.alert = AlertSignal{static_cast<std::uint8_t>(std::clamp(row.volume_pct, 0, 100))};
     auto started = manager_.start(p);
-    if (!started) return started.error();
-    e.progress = spec->progress;
-    e.first_play = row.repeats - spec->repeats;
+    if (!started) {
+        // The engine's word for a studio another programme reads.
+        if (!row.studio.empty() && started.error().message.find("already feeds") != std::string::npos) {
+            return Outcome::failure(RpcCode::FailedPrecondition,
+                                    "studio '" + row.studio + "' already feeds a programme");
+        }
+        return started.error();
+    }
+    e.progress = plays ? spec->progress : nullptr;
+    e.first_play = plays ? row.repeats - spec->repeats : (spec->items.empty() ? 0 : row.repeats);
     e.on_air = true;
     if (const auto info = manager_.info(p.id)) e.ssrc = info->ssrc;
     e.last_check_ms = unix_ms(clock_);
-    e.announced = confirm(e, Caller::local_admin());
+    e.announced = count(e, Caller::local_admin());
     return Outcome::success();
 }
 
@@ -184,7 +327,7 @@ bool AlertControl::visible(const Caller& caller, std::uint64_t id) const {
     if (caller.zone_id.empty()) return true;
     const auto zones = zones_of(it->second.row);
     return std::any_of(zones.begin(), zones.end(), [&](const std::string& z) {
-        return store_.zone_within(z, caller.zone_id) || store_.zone_within(caller.zone_id, z);
+        return zone_within(z, caller.zone_id) || zone_within(caller.zone_id, z);
     });
 }
 
@@ -222,7 +365,11 @@ std::optional<AlertState> AlertControl::state(std::uint64_t id) const {
     s.on_air = e.on_air;
     if (e.progress && e.progress->frames.load(std::memory_order_relaxed) > 0) {
         s.play = static_cast<std::uint32_t>(e.first_play) + e.progress->play.load(std::memory_order_relaxed) + 1;
+    } else if (!e.progress) {
+        s.play = static_cast<std::uint32_t>(e.first_play);  // a studio after its plays (or without any)
     }
+    s.studio_live = e.on_air && !e.row.studio.empty() &&
+                    (!e.progress || e.progress->finished.load(std::memory_order_acquire));
     return s;
 }
 
@@ -241,7 +388,7 @@ std::vector<AlertDue> AlertControl::due(std::int64_t now_unix_ms) const {
             out.push_back({id, e.reason, e.detail});
         } else if (e.row.expires_unix_ms != 0 && now_unix_ms >= e.row.expires_unix_ms) {
             out.push_back({id, AlertEnd::Expired, {}});
-        } else if (e.progress && e.progress->finished.load(std::memory_order_acquire)) {
+        } else if (e.row.studio.empty() && e.progress && e.progress->finished.load(std::memory_order_acquire)) {
             out.push_back({id, AlertEnd::Completed, {}});
         } else if (!manager_.contains(kProgrammeIdBase + id)) {
             out.push_back({id, AlertEnd::Lost, "its programme was stopped"});
@@ -250,61 +397,58 @@ std::vector<AlertDue> AlertControl::due(std::int64_t now_unix_ms) const {
     return out;
 }
 
-std::vector<std::string> AlertControl::targeted_clusters(const std::vector<std::string>& zones,
-                                                         const Caller& caller) const {
-    std::set<std::string> ids;
-    for (const auto& zone : zones) {
-        // The caller sees only its subtree: the zone itself, or its own zone below it.
-        std::string root = zone;
-        if (!caller.zone_id.empty() && !store_.zone_within(zone, caller.zone_id)) {
-            if (!store_.zone_within(caller.zone_id, zone)) continue;
-            root = caller.zone_id;
+AlertCounts AlertControl::count(const Entry& e, const Caller& caller) const {
+    AlertCounts out;
+    for_each_target(e, caller, [&](std::uint32_t c) {
+        switch (standing(e, index_.cluster_id[c])) {
+            case Standing::Confirmed: ++out.confirmed; break;
+            case Standing::NotConfirmed: ++out.not_confirmed; break;
+            case Standing::Offline: ++out.offline; break;
         }
-        std::string after;
-        for (;;) {
-            const auto page = store_.clusters(root, after, 1000);
-            for (const auto& c : page) {
-                if (c.enabled) ids.insert(c.id);
-            }
-            if (page.size() < 1000) break;
-            after = page.back().id;
-        }
-    }
-    return {ids.begin(), ids.end()};
-}
-
-AlertConfirmation AlertControl::confirm(const Entry& e, const Caller& caller) const {
-    AlertConfirmation out;
-    for (auto& id : targeted_clusters(zones_of(e.row), caller)) {
-        const auto live = live_ ? live_(id) : std::nullopt;
-        if (!live || !live->online) {
-            out.offline.push_back(std::move(id));
-        } else if (e.on_air && e.ssrc != 0 && live->playing_ssrc == e.ssrc && live->amplifier_on) {
-            out.confirmed.push_back(std::move(id));
-        } else {
-            out.not_confirmed.push_back(std::move(id));
-        }
-    }
+    });
     return out;
 }
 
 AlertConfirmation AlertControl::confirmation(std::uint64_t id, const Caller& caller) const {
     const auto it = entries_.find(id);
     if (it == entries_.end()) return {};
-    return confirm(it->second, caller);
+    const Entry& e = it->second;
+    AlertConfirmation out;
+    for_each_target(e, caller, [&](std::uint32_t c) {
+        const auto& cluster = index_.cluster_id[c];
+        switch (standing(e, cluster)) {
+            case Standing::Confirmed: out.confirmed.push_back(cluster); break;
+            case Standing::NotConfirmed: out.not_confirmed.push_back(cluster); break;
+            case Standing::Offline: out.offline.push_back(cluster); break;
+        }
+    });
+    return out;
 }
 
-std::vector<std::pair<std::uint64_t, AlertConfirmation>> AlertControl::confirmation_changes(std::int64_t now_unix_ms) {
-    std::vector<std::pair<std::uint64_t, AlertConfirmation>> out;
+AlertCounts AlertControl::counts(std::uint64_t id, const Caller& caller) const {
+    const auto it = entries_.find(id);
+    return it == entries_.end() ? AlertCounts{} : count(it->second, caller);
+}
+
+std::size_t AlertControl::targeted(std::uint64_t id, const Caller& caller) const {
+    const auto it = entries_.find(id);
+    if (it == entries_.end()) return 0;
+    std::size_t n = 0;
+    for_each_target(it->second, caller, [&](std::uint32_t) { ++n; });
+    return n;
+}
+
+std::vector<std::pair<std::uint64_t, AlertCounts>> AlertControl::confirmation_changes(std::int64_t now_unix_ms) {
+    std::vector<std::pair<std::uint64_t, AlertCounts>> out;
     for (auto& [id, e] : entries_) {
         if (!e.on_air || now_unix_ms - e.last_check_ms < kConfirmCheckMs) continue;
         e.last_check_ms = now_unix_ms;
-        auto c = confirm(e, Caller::local_admin());
-        if (e.announced && e.announced->same_counts(c)) continue;
+        const auto c = count(e, Caller::local_admin());
+        if (e.announced && *e.announced == c) continue;
         if (now_unix_ms - e.last_announce_ms < kConfirmEventMinMs) continue;  // announced at the next check
         e.last_announce_ms = now_unix_ms;
         e.announced = c;
-        out.emplace_back(id, std::move(c));
+        out.emplace_back(id, c);
     }
     return out;
 }
@@ -338,11 +482,17 @@ std::vector<std::string> AlertControl::restore() {
             continue;
         }
         // Plays that were over before the restart are not repeated; the one
-        // that was interrupted plays again from its start.
+        // that was interrupted plays again from its start. An alert with a
+        // studio whose last play was over goes back to the studio.
         int done = 0;
-        const auto cycle = play_length_ms(row) + row.interval_ms;
+        const auto length = play_length_ms(row);
+        const auto cycle = length + row.interval_ms;
         if (cycle > 0 && now > row.raised_unix_ms) {
-            done = static_cast<int>(std::min<std::int64_t>((now - row.raised_unix_ms) / cycle, row.repeats - 1));
+            const auto elapsed = now - row.raised_unix_ms;
+            done = static_cast<int>(std::min<std::int64_t>(elapsed / cycle, row.repeats - 1));
+            if (!row.studio.empty() && length > 0 && elapsed >= row.repeats * cycle - row.interval_ms) {
+                done = row.repeats;
+            }
         }
         if (auto o = launch(e, done); !o.ok()) {
             problems.push_back("alert " + std::to_string(row.id) + " not restored: " + o.message);

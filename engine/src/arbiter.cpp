@@ -1,6 +1,7 @@
 #include "loa/engine/arbiter.h"
 
 #include <algorithm>
+#include <cassert>
 #include <numeric>
 #include <utility>
 
@@ -106,6 +107,85 @@ std::optional<std::uint32_t> Topology::cluster_index(std::string_view id) const 
     return it->second;
 }
 
+void Topology::add_unicast_below(std::uint32_t zone, bool add) noexcept {
+    for (auto z = zone; z != kNoIndex; z = zone_parent_[z]) {
+        if (add) {
+            ++unicast_below_[z];
+        } else {
+            --unicast_below_[z];
+        }
+    }
+}
+
+Result<std::uint32_t> Topology::put_cluster(ClusterSpec spec) {
+    if (spec.id.empty()) return invalid("a cluster has an empty id");
+    const auto zone = zone_index(spec.zone_id);
+    if (!zone) return invalid("cluster '" + spec.id + "' is in unknown zone '" + spec.zone_id + "'");
+    const auto old = cluster_index(spec.id);
+    if (!old && clusters_.size() + 1 >= kNoIndex) return invalid("too many zones or clusters");
+    if (!spec.multicast_zone.empty() || (old && cluster_group_[*old] != kNoIndex)) {
+        // Group membership changes: build the groups again (validates the rest).
+        const std::string id = spec.id;
+        auto clusters = clusters_;
+        if (old) {
+            clusters[*old] = std::move(spec);
+        } else {
+            clusters.push_back(std::move(spec));
+        }
+        auto rebuilt = build(zones_, std::move(clusters));
+        if (!rebuilt) return rebuilt.error();
+        *this = std::move(rebuilt).value();
+        return *cluster_index(id);
+    }
+    std::uint32_t c = 0;
+    if (old) {
+        c = *old;
+        if (clusters_[c].has_unicast) add_unicast_below(cluster_zone_[c], false);
+        clusters_[c] = std::move(spec);
+        cluster_zone_[c] = *zone;
+    } else {
+        c = index_of(clusters_.size());
+        cluster_by_id_.emplace(spec.id, c);
+        clusters_.push_back(std::move(spec));
+        cluster_zone_.push_back(*zone);
+        cluster_group_.push_back(kNoIndex);
+    }
+    if (clusters_[c].has_unicast) add_unicast_below(*zone, true);
+    return c;
+}
+
+std::optional<std::uint32_t> Topology::erase_cluster(std::string_view id) {
+    const auto found = cluster_index(id);
+    if (!found) return std::nullopt;
+    const auto c = *found;
+    const auto last = index_of(clusters_.size() - 1);
+    if (cluster_group_[c] != kNoIndex) {
+        auto clusters = clusters_;
+        clusters[c] = std::move(clusters[last]);
+        clusters.pop_back();
+        // A subset of a valid topology is valid.
+        *this = build(zones_, std::move(clusters)).value();
+        return c;
+    }
+    if (clusters_[c].has_unicast) add_unicast_below(cluster_zone_[c], false);
+    cluster_by_id_.erase(clusters_[c].id);
+    if (c != last) {
+        clusters_[c] = std::move(clusters_[last]);
+        cluster_zone_[c] = cluster_zone_[last];
+        cluster_group_[c] = cluster_group_[last];
+        cluster_by_id_[clusters_[c].id] = c;
+        if (const auto g = cluster_group_[c]; g != kNoIndex) {
+            auto& members = groups_[g].members;
+            std::replace(members.begin(), members.end(), last, c);
+            std::sort(members.begin(), members.end());
+        }
+    }
+    clusters_.pop_back();
+    cluster_zone_.pop_back();
+    cluster_group_.pop_back();
+    return c;
+}
+
 bool Topology::zone_contains(std::uint32_t outer, std::uint32_t inner) const noexcept {
     const auto depth = zone_depth_[outer];
     while (inner != kNoIndex && zone_depth_[inner] > depth) inner = zone_parent_[inner];
@@ -166,6 +246,7 @@ void Arbiter::set_topology(Topology topology) {
     }
     topology_ = std::move(topology);
     last_cluster_programme_ = std::move(last);
+    stale_ = true;
     for (auto& [id, e] : programmes_) {
         e.targets.clear();
         for (const auto& z : e.spec.target_zones) {
@@ -280,10 +361,20 @@ Result<Reach> Arbiter::add(const ProgrammeSpec& spec) {
     e.spec = spec;
     e.targets = std::move(resolve(spec).value());
     programmes_.emplace(spec.id, std::move(e));
+    stale_ = true;
     return reach;
 }
 
-bool Arbiter::remove(std::uint64_t id) { return programmes_.erase(id) != 0; }
+bool Arbiter::remove(std::uint64_t id) {
+    if (programmes_.erase(id) == 0) return false;
+    stale_ = true;
+    return true;
+}
+
+bool Arbiter::aims_at(std::uint64_t id, std::uint32_t zone) const {
+    const auto it = programmes_.find(id);
+    return it != programmes_.end() && zone < topology_.zone_count() && covers(it->second.targets, zone);
+}
 
 std::optional<ProgrammeState> Arbiter::state(std::uint64_t id) const {
     const auto it = programmes_.find(id);
@@ -398,12 +489,21 @@ Decision Arbiter::decide() {
         last_cluster_programme_[c] = now_id;
     }
 
+    last_ = std::make_unique<Assignment>(*a);
+    ranked_ = ranked;
+    stale_ = false;
+    settle(ranked, *a, d);
+    d.assignment = std::move(a);
+    return d;
+}
+
+void Arbiter::settle(const std::vector<Entry*>& ranked, const Assignment& a, Decision& d) {
     // Programme states and events.
     std::vector<std::uint64_t> dropped;
-    for (std::size_t r = 0; r < np; ++r) {
+    for (std::size_t r = 0; r < ranked.size(); ++r) {
         auto& e = *ranked[r];
         ProgrammeState now = ProgrammeState::Audible;
-        if (listeners[r] == 0) {
+        if (a.programme(r).listeners == 0) {
             now = reaches_any(e.targets) ? ProgrammeState::Preempted : ProgrammeState::Unheard;
         }
         const bool clip = e.spec.kind == ProgrammeKind::Clip;
@@ -425,9 +525,149 @@ Decision Arbiter::decide() {
         e.last = now;
     }
     for (const auto id : dropped) programmes_.erase(id);
+    // The slots of the dropped ones point nowhere now.
+    if (!dropped.empty()) stale_ = true;
+}
 
-    d.assignment = std::move(a);
+// ---------------------------------------------------------------------------
+// One cluster at a time
+
+namespace {
+
+// Shifts the unicast ranges of the slots after `slot` by one.
+void shift_after(std::vector<ProgrammeFanout>& programmes, std::size_t slot, bool grow) noexcept {
+    for (std::size_t r = slot + 1; r < programmes.size(); ++r) {
+        if (grow) {
+            ++programmes[r].unicast_begin;
+            ++programmes[r].unicast_end;
+        } else {
+            --programmes[r].unicast_begin;
+            --programmes[r].unicast_end;
+        }
+    }
+}
+
+}  // namespace
+
+// Takes a cluster out of the programme it hears in `a`.
+void Arbiter::detach_cluster(Assignment& a, std::uint32_t c) {
+    const auto s = a.cluster_programme_[c];
+    if (s == kNoIndex) return;
+    auto& p = a.programmes_[s];
+    --p.listeners;
+    if (a.cluster_delivery_[c] == Delivery::Unicast) {
+        const auto first = a.unicast_.begin() + p.unicast_begin;
+        const auto last = a.unicast_.begin() + p.unicast_end;
+        const auto it = std::lower_bound(first, last, c);
+        assert(it != last && *it == c);
+        a.unicast_.erase(it);
+        --p.unicast_end;
+        shift_after(a.programmes_, s, false);
+    }
+    a.cluster_programme_[c] = kNoIndex;
+    a.cluster_delivery_[c] = Delivery::None;
+}
+
+// Gives a cluster slot `s` by unicast in `a` (kNoIndex: nothing).
+void Arbiter::attach_cluster(Assignment& a, std::uint32_t c, std::uint32_t s) {
+    if (s == kNoIndex) return;
+    auto& p = a.programmes_[s];
+    ++p.listeners;
+    const auto first = a.unicast_.begin() + p.unicast_begin;
+    const auto last = a.unicast_.begin() + p.unicast_end;
+    a.unicast_.insert(std::lower_bound(first, last, c), c);
+    ++p.unicast_end;
+    shift_after(a.programmes_, s, true);
+    a.cluster_programme_[c] = s;
+    a.cluster_delivery_[c] = Delivery::Unicast;
+}
+
+// Cluster `from` takes index `to` in `a` (same programme and delivery).
+void Arbiter::renumber_cluster(Assignment& a, std::uint32_t from, std::uint32_t to) {
+    const auto s = a.cluster_programme_[from];
+    if (s != kNoIndex && a.cluster_delivery_[from] == Delivery::Unicast) {
+        const auto& p = a.programmes_[s];
+        const auto first = a.unicast_.begin() + p.unicast_begin;
+        const auto last = a.unicast_.begin() + p.unicast_end;
+        auto it = std::lower_bound(first, last, from);
+        assert(it != last && *it == from);
+        *it = to;
+        std::sort(first, last);
+    }
+    a.cluster_programme_[to] = s;
+    a.cluster_delivery_[to] = a.cluster_delivery_[from];
+}
+
+std::uint32_t Arbiter::best_slot(std::uint32_t cluster) const noexcept {
+    if (!topology_.cluster_has_unicast(cluster)) return kNoIndex;
+    const auto zone = topology_.cluster_zone(cluster);
+    for (std::size_t r = 0; r < ranked_.size(); ++r) {
+        if (covers(ranked_[r]->targets, zone)) return index_of(r);
+    }
+    return kNoIndex;
+}
+
+Decision Arbiter::finish_incremental(std::uint32_t cluster) {
+    last_->version_ = ++version_;
+    Decision d;
+    if (cluster != kNoIndex) {
+        const auto now_id = last_->programme_id_of(cluster);
+        if (now_id != last_cluster_programme_[cluster]) {
+            d.moves.push_back({cluster, last_cluster_programme_[cluster], now_id});
+        }
+        last_cluster_programme_[cluster] = now_id;
+    }
+    auto out = std::unique_ptr<Assignment>(new Assignment(*last_));
+    settle(ranked_, *out, d);
+    d.assignment = std::move(out);
     return d;
+}
+
+Result<Decision> Arbiter::put_cluster(ClusterSpec spec) {
+    const auto old = topology_.cluster_index(spec.id);
+    const bool grouped = !spec.multicast_zone.empty() || (old && topology_.cluster_group(*old) != kNoIndex);
+    if (stale_ || !last_ || grouped) {
+        Topology next = topology_;
+        if (auto put = next.put_cluster(std::move(spec)); !put) return put.error();
+        set_topology(std::move(next));
+        return decide();
+    }
+    const auto put = topology_.put_cluster(std::move(spec));
+    if (!put) return put.error();
+    const auto c = put.value();
+    Assignment& a = *last_;
+    if (c == a.cluster_programme_.size()) {
+        a.cluster_programme_.push_back(kNoIndex);
+        a.cluster_delivery_.push_back(Delivery::None);
+        last_cluster_programme_.push_back(0);
+    }
+    detach_cluster(a, c);
+    attach_cluster(a, c, best_slot(c));
+    return finish_incremental(c);
+}
+
+Result<Decision> Arbiter::erase_cluster(std::string_view id) {
+    const auto found = topology_.cluster_index(id);
+    if (!found) return Outcome::failure(RpcCode::NotFound, "no cluster '" + std::string(id) + "'");
+    const auto c = *found;
+    if (stale_ || !last_ || topology_.cluster_group(c) != kNoIndex) {
+        Topology next = topology_;
+        (void)next.erase_cluster(id);
+        set_topology(std::move(next));
+        return decide();
+    }
+    const auto last = index_of(topology_.cluster_count() - 1);
+    (void)topology_.erase_cluster(id);
+    Assignment& a = *last_;
+    detach_cluster(a, c);
+    if (c != last) {
+        renumber_cluster(a, last, c);
+        last_cluster_programme_[c] = last_cluster_programme_[last];
+    }
+    a.cluster_programme_.pop_back();
+    a.cluster_delivery_.pop_back();
+    last_cluster_programme_.pop_back();
+    return finish_incremental(kNoIndex);
 }
 
 }  // namespace loa::engine

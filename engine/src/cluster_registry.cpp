@@ -1,5 +1,6 @@
 #include "loa/engine/cluster_registry.h"
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_set>
 
@@ -35,6 +36,7 @@ void ClusterRegistry::set_registered(
             order.push_back(id);
             wanted.erase(it);
         } else {
+            if (const auto gone = clusters_.find(id); gone != clusters_.end() && gone->second.online) --online_;
             clusters_.erase(id);
         }
     }
@@ -49,6 +51,33 @@ void ClusterRegistry::set_registered(
         wanted.erase(id);
     }
     order_ = std::move(order);
+}
+
+void ClusterRegistry::register_one(const std::string& id, const boost::asio::ip::udp::endpoint& address) {
+    std::lock_guard lock(mutex_);
+    const auto configured_end = order_.begin() + static_cast<std::ptrdiff_t>(configured_);
+    if (std::find(order_.begin(), configured_end, id) != configured_end) return;
+    if (const auto it = clusters_.find(id); it != clusters_.end()) {
+        it->second.configured_address = address;
+        return;
+    }
+    ClusterSnapshot s;
+    s.id = id;
+    s.configured_address = address;
+    clusters_.emplace(id, std::move(s));
+    order_.push_back(id);
+}
+
+void ClusterRegistry::unregister_one(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    const auto registered = order_.begin() + static_cast<std::ptrdiff_t>(configured_);
+    const auto it = std::find(registered, order_.end(), id);
+    if (it == order_.end()) return;
+    order_.erase(it);
+    if (const auto gone = clusters_.find(id); gone != clusters_.end()) {
+        if (gone->second.online) --online_;
+        clusters_.erase(gone);
+    }
 }
 
 ClusterRegistry::Result ClusterRegistry::on_rtcp(std::span<const std::uint8_t> datagram,
@@ -72,6 +101,7 @@ ClusterRegistry::Result ClusterRegistry::on_rtcp(std::span<const std::uint8_t> d
     auto& s = it->second;
     id = s.id;
     came_online = !s.online;
+    if (came_online) ++online_;
     s.online = true;
     s.last_report_ns = now_ns;
     s.last_report_unix_ns = unix_ns;
@@ -110,6 +140,7 @@ std::vector<std::string> ClusterRegistry::sweep(std::int64_t now_ns) {
     for (auto& [id, s] : clusters_) {
         if (s.online && now_ns - s.last_report_ns > timeout_ns_) {
             s.online = false;
+            --online_;
             gone.push_back(id);
         }
     }
@@ -131,6 +162,14 @@ std::optional<ClusterSnapshot> ClusterRegistry::find(const std::string& id) cons
     return it->second;
 }
 
+void ClusterRegistry::visit(std::span<const std::string* const> ids,
+                            const std::function<void(std::size_t, const ClusterSnapshot&)>& fn) const {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (const auto it = clusters_.find(*ids[i]); it != clusters_.end()) fn(i, it->second);
+    }
+}
+
 std::size_t ClusterRegistry::size() const {
     std::lock_guard lock(mutex_);
     return clusters_.size();
@@ -138,9 +177,7 @@ std::size_t ClusterRegistry::size() const {
 
 std::size_t ClusterRegistry::online_count() const {
     std::lock_guard lock(mutex_);
-    std::size_t n = 0;
-    for (const auto& [id, s] : clusters_) n += s.online ? 1 : 0;
-    return n;
+    return online_;
 }
 
 }  // namespace loa::engine

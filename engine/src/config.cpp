@@ -249,6 +249,7 @@ void read_engine(TableReader& r, EngineSettings& s, const std::filesystem::path&
         }
         s.time_zone = *v;
     }
+    if (auto v = r.integer("asrun_retention_days", 0, 36500)) s.asrun_retention_days = static_cast<int>(*v);
     r.reject_unknown();
 }
 

@@ -56,9 +56,13 @@ std::string event_zone(const AlertRow& row) { return row.zones.find(',') == std:
 
 std::string label(const AlertRow& row) { return "alert " + std::to_string(row.id) + " ('" + row.name + "')"; }
 
-std::string counts_text(const AlertConfirmation& c) {
-    return std::to_string(c.confirmed.size()) + " of " + std::to_string(c.targeted()) + " cluster(s) confirmed, " +
-           std::to_string(c.not_confirmed.size()) + " not confirmed, " + std::to_string(c.offline.size()) + " offline";
+std::string counts_text(const AlertCounts& c) {
+    return std::to_string(c.confirmed) + " of " + std::to_string(c.targeted()) + " cluster(s) confirmed, " +
+           std::to_string(c.not_confirmed) + " not confirmed, " + std::to_string(c.offline) + " offline";
+}
+
+AlertCounts counts_of(const AlertConfirmation& c) {
+    return {c.confirmed.size(), c.not_confirmed.size(), c.offline.size()};
 }
 
 // Seconds given on the wire as a double, as whole milliseconds.
@@ -70,7 +74,7 @@ std::int64_t to_ms(double seconds, double max_seconds, const char* what) {
     return std::llround(seconds * 1000.0);
 }
 
-pb::Alert alert_to_proto(const AlertState& s, const AlertConfirmation& c) {
+pb::Alert alert_to_proto(const AlertState& s, const AlertCounts& c) {
     pb::Alert a;
     a.set_id(s.row.id);
     a.set_name(s.row.name);
@@ -87,9 +91,11 @@ pb::Alert alert_to_proto(const AlertState& s, const AlertConfirmation& c) {
     a.set_ssrc(s.ssrc);
     a.set_play(s.play);
     a.set_clusters_targeted(static_cast<std::uint32_t>(c.targeted()));
-    a.set_clusters_confirmed(static_cast<std::uint32_t>(c.confirmed.size()));
-    a.set_clusters_not_confirmed(static_cast<std::uint32_t>(c.not_confirmed.size()));
-    a.set_clusters_offline(static_cast<std::uint32_t>(c.offline.size()));
+    a.set_clusters_confirmed(static_cast<std::uint32_t>(c.confirmed));
+    a.set_clusters_not_confirmed(static_cast<std::uint32_t>(c.not_confirmed));
+    a.set_clusters_offline(static_cast<std::uint32_t>(c.offline));
+    a.set_studio(s.row.studio);
+    a.set_studio_live(s.studio_live);
     return a;
 }
 }  // namespace
@@ -145,7 +151,7 @@ std::string ControlService::raise_alert(const Caller& caller, const std::string&
     std::size_t targeted = 0;
     std::uint64_t seq = 0;
     try {
-        targeted = alerts.confirmation(id.value(), caller).targeted();
+        targeted = alerts.targeted(id.value(), caller);
         store_.write([&] {
             store_.insert_alert(row);
             if (row.clip_id != 0) store_.add_clip_uses(row.clip_id, 1);
@@ -153,10 +159,13 @@ std::string ControlService::raise_alert(const Caller& caller, const std::string&
             std::string expiry = row.expires_unix_ms != 0
                                      ? "expires in " + std::to_string((row.expires_unix_ms - row.raised_unix_ms + 999) / 1000) + " s"
                                      : "ends after its last play";
+            const bool plays = row.attention_tone || row.clip_id != 0;
+            std::string audio = plays ? std::to_string(row.repeats) + " play(s)" : std::string();
+            if (!row.studio.empty()) audio += (plays ? ", then studio '" : "studio '") + row.studio + "' live";
             seq = add_event(pb::ALERT_RAISED, "alert/" + std::to_string(row.id), event_zone(row),
                             who_is(caller) + " raised " + label(row) + " (" +
                                 std::string(to_string(static_cast<Priority>(row.level))) + ") to " + row.zones + ": " +
-                                std::to_string(row.repeats) + " play(s), " + expiry);
+                                audio + ", " + expiry);
         });
     } catch (...) {
         alerts.forget(id.value());
@@ -197,7 +206,7 @@ std::string ControlService::list_alerts(const Caller& caller, const std::string&
     parse_request<pb::ListAlertsRequest>(payload, "ListAlertsRequest");
     auto& alerts = need(alerts_);
     pb::ListAlertsResponse out;
-    for (const auto& s : alerts.list(caller)) *out.add_alerts() = alert_to_proto(s, alerts.confirmation(s.row.id, caller));
+    for (const auto& s : alerts.list(caller)) *out.add_alerts() = alert_to_proto(s, alerts.counts(s.row.id, caller));
     return out.SerializeAsString();
 }
 
@@ -207,7 +216,7 @@ std::string ControlService::get_alert_status(const Caller& caller, const std::st
     if (!alerts.visible(caller, req.id())) fail_with(RpcCode::NotFound, "no alert " + std::to_string(req.id()));
     const auto c = alerts.confirmation(req.id(), caller);
     pb::GetAlertStatusResponse out;
-    *out.mutable_alert() = alert_to_proto(*alerts.state(req.id()), c);
+    *out.mutable_alert() = alert_to_proto(*alerts.state(req.id()), counts_of(c));
     for (const auto& id : c.confirmed) out.add_confirmed(id);
     for (const auto& id : c.not_confirmed) out.add_not_confirmed(id);
     for (const auto& id : c.offline) out.add_offline(id);

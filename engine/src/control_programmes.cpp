@@ -30,6 +30,15 @@ pb::ProgrammeState state_to_proto(const std::optional<ProgrammeState>& s) {
     return pb::PROGRAMME_STATE_UNSPECIFIED;
 }
 
+pb::PreemptPolicy policy_to_proto(PreemptPolicy p) {
+    switch (p) {
+        case PreemptPolicy::Pause: return pb::PREEMPT_RESUME;
+        case PreemptPolicy::Restart: return pb::PREEMPT_RESTART;
+        case PreemptPolicy::Drop: return pb::PREEMPT_DROP;
+    }
+    return pb::PREEMPT_RESUME;
+}
+
 std::string who_is(const Caller& c) { return control_util::caller_name(c); }
 
 std::string zone_list(const std::vector<std::string>& zones) {
@@ -49,6 +58,12 @@ std::string ControlService::start_programme(const Caller& caller, const std::str
     r.level = static_cast<Priority>(level - 1);
     r.target_zones.assign(req.zone_ids().begin(), req.zone_ids().end());
     r.loop = req.loop();
+    switch (req.preempt_policy()) {
+        case pb::PREEMPT_RESUME: r.on_preempt = PreemptPolicy::Pause; break;
+        case pb::PREEMPT_RESTART: r.on_preempt = PreemptPolicy::Restart; break;
+        case pb::PREEMPT_DROP: r.on_preempt = PreemptPolicy::Drop; break;
+        default: fail(RpcCode::InvalidArgument, "preempt_policy must be PREEMPT_RESUME, PREEMPT_RESTART or PREEMPT_DROP");
+    }
     switch (req.source_case()) {
         case pb::StartProgrammeRequest::kToneHz:
             r.source = ProgrammeRequest::Source::Tone;
@@ -137,8 +152,38 @@ std::string ControlService::list_programmes(const Caller& caller, const std::str
         p->set_state(state_to_proto(info.state));
         p->set_clusters_hearing(info.listeners);
         p->set_clusters_targeted(info.targeted);
+        p->set_preempt_policy(policy_to_proto(info.policy));
+        p->set_paused(info.paused);
     }
     return out.SerializeAsString();
+}
+
+void ControlService::set_programme_control(ProgrammeControl* p) {
+    programmes_ = p;
+    if (p == nullptr || programme_hook_added_) return;
+    programme_hook_added_ = true;
+    add_tick_hook([this](std::int64_t now) {
+        if (programmes_ != nullptr) tick_programmes(now);
+    });
+}
+
+void ControlService::tick_programmes(std::int64_t) {
+    // A programme dropped by its policy is over: it must not come back after
+    // a restart, and its clip is free again.
+    for (const auto& row : programmes_->dropped()) {
+        std::uint64_t seq = 0;
+        const auto clip = ProgrammeControl::clip_of(row);
+        const auto zone = row.zones.find(',') == std::string::npos ? row.zones : std::string();
+        store_.write([&] {
+            store_.delete_programme(row.id);
+            if (clip) store_.add_clip_uses(*clip, -1);
+            seq = add_event(pb::PROGRAMME_STOPPED, "programme/" + std::to_string(row.id), zone,
+                            "programme " + std::to_string(row.id) + " ('" + row.name +
+                                "') dropped: every cluster it reached was preempted (policy drop)");
+        });
+        programmes_->forget(row.id);
+        notify(seq);
+    }
 }
 
 }  // namespace loa::engine

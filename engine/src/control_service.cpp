@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include <google/protobuf/arena.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/delimited_message_util.h>
 
@@ -22,6 +24,18 @@ bool changes_topology(const std::string& method) {
     static const std::set<std::string> kMethods = {"CreateZone",      "MoveZone",          "DeleteZone",
                                                    "RegisterCluster", "SetClusterEnabled", "RemoveCluster"};
     return kMethods.count(method) != 0;
+}
+
+// The cluster a committed cluster call changed; empty for the zone calls.
+std::string changed_cluster(const pb::Envelope& request) {
+    const auto& m = request.method();
+    pb::RegisterClusterRequest reg;
+    pb::SetClusterEnabledRequest set;
+    pb::RemoveClusterRequest rm;
+    if (m == "RegisterCluster" && reg.ParseFromString(request.payload())) return reg.id();
+    if (m == "SetClusterEnabled" && set.ParseFromString(request.payload())) return set.id();
+    if (m == "RemoveCluster" && rm.ParseFromString(request.payload())) return rm.id();
+    return {};
 }
 
 using control_util::fail;
@@ -124,6 +138,7 @@ ControlService::ControlService(Store& store, const Clock& clock, unsigned engine
         {"ListSchedules", &ControlService::list_schedules},
         {"DeleteSchedule", &ControlService::delete_schedule},
         {"NextOccurrences", &ControlService::next_occurrences},
+        {"ListAsRun", &ControlService::list_asrun},
     };
     open_clip_catalog();
 }
@@ -176,7 +191,9 @@ CallOutcome ControlService::handle(const pb::Envelope& request, const PeerInfo& 
         // Committed zone and cluster changes reach the fan-out at once: a new
         // cluster starts hearing what its zone plays, a disabled one stops.
         if (programmes_ != nullptr && changes_topology(request.method())) {
-            if (const auto o = programmes_->refresh_topology(); !o.ok()) {
+            const auto cluster = changed_cluster(request);
+            const auto o = cluster.empty() ? programmes_->refresh_topology() : programmes_->refresh_cluster(cluster);
+            if (!o.ok()) {
                 out.response.set_message("committed; not applied to programmes: " + o.message);
             }
         }
@@ -194,9 +211,20 @@ CallOutcome ControlService::handle(const pb::Envelope& request, const PeerInfo& 
 
 Caller ControlService::authenticate(const pb::Envelope& request, const PeerInfo& peer) const {
     if (!request.token().empty()) {
-        const auto op = store_.operator_by_token_hash(hash_token(request.token()));
+        // Only tokens the store vouched for are kept, and only until the
+        // store next changes: revocation (or any other write) empties the cache.
+        constexpr std::size_t kMaxCachedTokens = 4096;
+        if (token_cache_changes_ != store_.change_count() || token_cache_.size() >= kMaxCachedTokens) {
+            token_cache_.clear();
+            token_cache_changes_ = store_.change_count();
+        }
+        auto hash = hash_token(request.token());
+        if (const auto it = token_cache_.find(hash); it != token_cache_.end()) return it->second;
+        const auto op = store_.operator_by_token_hash(hash);
         if (!op) fail(RpcCode::Unauthenticated, "unknown or revoked token");
-        return Caller{op->name, op->role, op->zone_id, op->max_level};
+        Caller c{op->name, op->role, op->zone_id, op->max_level};
+        token_cache_.emplace(std::move(hash), c);
+        return c;
     }
     if (peer.unix_socket && peer.has_credentials && is_trusted_local_uid(peer.uid, engine_uid_)) {
         return Caller::local_admin();
@@ -421,6 +449,35 @@ std::string ControlService::delete_zone(const Caller& caller, const std::string&
     if (const auto n = store_.studio_count_in_zone(z->id); n > 0) {
         fail(RpcCode::FailedPrecondition, "zone '" + z->id + "' holds " + std::to_string(n) + " studio(s)");
     }
+    // Nothing may be aimed at it any more: its programme, alert or schedule
+    // window would lose its target (and a restart would refuse it).
+    const auto aims_here = [&](const std::string& zones) {
+        std::size_t from = 0;
+        while (from <= zones.size()) {
+            const auto comma = std::min(zones.find(',', from), zones.size());
+            if (zones.compare(from, comma - from, z->id) == 0) return true;
+            from = comma + 1;
+        }
+        return false;
+    };
+    for (const auto& p : store_.programmes()) {
+        if (aims_here(p.zones)) {
+            fail(RpcCode::FailedPrecondition,
+                 "zone '" + z->id + "' is a target of programme " + std::to_string(p.id) + ": stop it first");
+        }
+    }
+    for (const auto& a : store_.alerts()) {
+        if (aims_here(a.zones)) {
+            fail(RpcCode::FailedPrecondition,
+                 "zone '" + z->id + "' is a target of alert " + std::to_string(a.id) + ": cancel it first");
+        }
+    }
+    for (const auto& sc : store_.schedules()) {
+        if (aims_here(sc.zones)) {
+            fail(RpcCode::FailedPrecondition,
+                 "zone '" + z->id + "' is a target of schedule " + std::to_string(sc.id) + ": delete it first");
+        }
+    }
     std::uint64_t seq = 0;
     store_.write([&] {
         store_.delete_zone(z->id);
@@ -444,14 +501,44 @@ std::string ControlService::list_clusters(const Caller& caller, const std::strin
         root = req.zone_id();
     }
     std::size_t page = req.page_size() == 0 ? 100 : std::min<std::size_t>(req.page_size(), 1000);
-    auto rows = store_.clusters(root, req.page_token(), page + 1);
-    pb::ListClustersResponse r;
-    if (rows.size() > page) {
-        rows.resize(page);
-        r.set_next_page_token(rows.back().id);
+    // Clients poll this call, so the page is built without per-row copies or
+    // heap allocations: rows go from the query straight into messages on an
+    // arena whose first block is kept from one call to the next, and the live
+    // state of the whole page is looked up in one go.
+    constexpr std::size_t kArenaBlock = 64 * 1024;  // a page of 100 with live state fits
+    if (list_arena_block_.empty()) list_arena_block_.resize(kArenaBlock);
+    google::protobuf::ArenaOptions arena_options;
+    arena_options.initial_block = list_arena_block_.data();
+    arena_options.initial_block_size = list_arena_block_.size();
+    google::protobuf::Arena arena(arena_options);
+    auto* r = google::protobuf::Arena::CreateMessage<pb::ListClustersResponse>(&arena);
+    auto* page_rows = r->mutable_clusters();
+    page_rows->Reserve(static_cast<int>(page));
+    std::vector<pb::Cluster*> added;
+    added.reserve(page);
+    store_.for_each_cluster(root, req.page_token(), page + 1, [&](const ClusterRowView& c) {
+        if (static_cast<std::size_t>(page_rows->size()) == page) {
+            // One row more than asked for: there is a next page.
+            r->set_next_page_token(page_rows->Get(page_rows->size() - 1).id());
+            return;
+        }
+        auto* out = page_rows->Add();
+        added.push_back(out);
+        out->set_id(c.id.data(), c.id.size());
+        out->set_name(c.name.data(), c.name.size());
+        out->set_zone_id(c.zone_id.data(), c.zone_id.size());
+        if (!c.address.empty()) out->set_address(c.address.data(), c.address.size());
+        if (!c.multicast_group.empty()) out->set_multicast_group(c.multicast_group.data(), c.multicast_group.size());
+        out->set_enabled(c.enabled);
+    });
+    if (live_page_) {
+        live_page_(added);
+    } else if (live_) {
+        for (auto* c : added) {
+            if (auto st = live_(c->id())) c->mutable_live()->CopyFrom(*st);
+        }
     }
-    for (const auto& c : rows) *r.add_clusters() = to_proto(c);
-    return r.SerializeAsString();
+    return r->SerializeAsString();
 }
 
 std::string ControlService::get_cluster(const Caller& caller, const std::string& payload) {
@@ -646,11 +733,14 @@ FrameStatus peek_frame(std::span<const std::uint8_t> buffer, std::size_t max_bod
 }
 
 std::string encode_frame(const google::protobuf::MessageLite& message) {
-    std::string out;
-    {
-        google::protobuf::io::StringOutputStream stream(&out);
-        google::protobuf::util::SerializeDelimitedToZeroCopyStream(message, &stream);
-    }
+    // Sized once: the varint length prefix, then the body written in place.
+    using google::protobuf::io::CodedOutputStream;
+    const std::size_t body = message.ByteSizeLong();
+    const auto prefix = static_cast<std::size_t>(CodedOutputStream::VarintSize64(body));
+    std::string out(prefix + body, '\0');
+    auto* p = reinterpret_cast<std::uint8_t*>(out.data());
+    CodedOutputStream::WriteVarint64ToArray(body, p);
+    message.SerializeWithCachedSizesToArray(p + prefix);
     return out;
 }
 

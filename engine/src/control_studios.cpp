@@ -48,6 +48,7 @@ pb::Studio studio_to_proto(const StudioView& v) {
     out.set_created_unix_ms(r.created_unix_ms);
     out.set_created_by(r.created_by);
     out.set_programme_id(v.programme_id);
+    out.set_config_program(v.config_program);
     if (v.status) {
         out.set_receiving(v.status->receiving);
         *out.mutable_live() = v.stats;
@@ -94,7 +95,7 @@ std::string ControlService::declare_studio(const Caller& caller, const std::stri
     }
     notify(seq);
     const auto view = control.view(row.name);
-    return studio_to_proto(view ? *view : StudioView{row, std::nullopt, {}, 0}).SerializeAsString();
+    return studio_to_proto(view ? *view : StudioView{row, std::nullopt, {}, 0, {}}).SerializeAsString();
 }
 
 std::string ControlService::list_studios(const Caller& caller, const std::string& payload) {

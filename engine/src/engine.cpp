@@ -303,7 +303,7 @@ Engine::~Engine() {
     for (auto& [group, program] : runtime_) fanout_->clear(group);
 }
 
-std::uint32_t Engine::add_programme(const ProgramConfig& config) {
+std::uint32_t Engine::add_programme(const ProgramConfig& config, bool paused) {
     collect_programmes();
     if (free_groups_.empty()) {
         throw std::runtime_error("programme '" + config.name + "': all " + std::to_string(kMaxRuntimeProgrammes) +
@@ -327,6 +327,7 @@ std::uint32_t Engine::add_programme(const ProgramConfig& config) {
     }
     const auto group = free_groups_.back();
     auto program = std::make_unique<Program>(config, group, config_.engine.cname, source_context_);
+    program->set_paused(paused);
     fanout_->clear(group);
     if (!studios.empty()) {
         runtime_studio_users_[group] = studios;
@@ -367,6 +368,19 @@ bool Engine::remove_programme(std::uint32_t group) {
     [[maybe_unused]] const bool pushed = commands_.push(Command{it->second.get(), false});
     collect_programmes();
     return true;
+}
+
+bool Engine::set_programme_paused(std::uint32_t group, bool paused) {
+    auto it = runtime_.find(group);
+    if (it == runtime_.end() || runtime_removed_[group]) return false;
+    it->second->set_paused(paused);
+    return true;
+}
+
+bool Engine::rewind_programme(std::uint32_t group) {
+    auto it = runtime_.find(group);
+    if (it == runtime_.end() || runtime_removed_[group]) return false;
+    return it->second->rewind();
 }
 
 std::size_t Engine::set_programme_destinations(std::uint32_t group,
@@ -790,6 +804,7 @@ void Engine::stats(loa::engine::v1::EngineStats& s, bool with_clusters) const {
     ig->set_foreign_address(ingest_.foreign_address.load());
     ig->set_queue_full(ingest_.queue_full.load());
     ig->set_receive_errors(ingest_.receive_errors.load());
+    ig->set_idle(ingest_.idle.load());
 
     for (const auto* list : {&studios_, &runtime_studios_}) {
         for (const auto& st : *list) fill_studio_stats(*st, *s.add_studios());

@@ -50,8 +50,23 @@ void Program::skip_frames(std::uint64_t frames) noexcept {
     counters_.frames_skipped.fetch_add(frames, std::memory_order_relaxed);
 }
 
+bool Program::rewind() {
+    bool any = false;
+    for (auto& s : sources_) any = s->rewind() || any;
+    return any;
+}
+
 void Program::produce_frame(std::int64_t deadline_ns, std::int64_t unix_ns, transport::PacketPool& pool,
                             transport::FanoutSender& fanout, const Clock& clock) noexcept {
+    if (paused_.load(std::memory_order_acquire)) {
+        // Nothing pulled, encoded or sent; the RTP clock keeps time.
+        for (auto& s : sources_) s->hold();
+        timestamp_ += static_cast<std::uint32_t>(frame_samples_);
+        ++frame_count_;
+        resumed_ = true;
+        counters_.frames_paused.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     // Mix.
     std::fill(mix_.begin(), mix_.end(), 0.0f);
     for (std::size_t i = 0; i < sources_.size(); ++i) {
@@ -89,7 +104,7 @@ void Program::produce_frame(std::int64_t deadline_ns, std::int64_t unix_ns, tran
         {{kPriorityExtensionId, level}, {kAlertExtensionId, alert_element_}}};
     const std::span<const transport::RtpExtensionElement> ext(ext_storage.data(), config_.alert ? 2u : 1u);
     transport::RtpHeaderFields h;
-    h.marker = first_packet_;
+    h.marker = first_packet_ || resumed_;
     h.payload_type = config_.payload_type;
     h.sequence = sequence;
     h.timestamp = rtp_timestamp;
@@ -102,6 +117,7 @@ void Program::produce_frame(std::int64_t deadline_ns, std::int64_t unix_ns, tran
         return;
     }
     first_packet_ = false;
+    resumed_ = false;
     slot->size = written;
     slot->deadline_ns = deadline_ns;
     if (fanout.submit(group_, slot) != transport::Status::Ok) {

@@ -43,6 +43,27 @@ Outcome ProgrammeControl::refresh_topology() {
     return applied;
 }
 
+Outcome ProgrammeControl::refresh_cluster(const std::string& id) {
+    const auto version = store_.topology_version();
+    if (applied_topology_ == version) return Outcome::success();
+    // Any other write since the last refresh (a zone, another cluster, one
+    // rolled back) leaves a gap of more than one: read everything again.
+    if (!applied_topology_ || version != *applied_topology_ + 1) return refresh_topology();
+    Outcome done;
+    if (const auto row = store_.cluster(id)) {
+        RuntimeCluster rc{row->id, row->zone_id, std::nullopt};
+        if (row->enabled) rc.address = parse_endpoint(row->address);
+        done = manager_.put_cluster(std::move(rc));
+    } else {
+        done = manager_.remove_cluster(id);
+        // Never handed over (e.g. added and removed in between): nothing to do.
+        if (done.code == RpcCode::NotFound) done = Outcome::success();
+    }
+    if (!done.ok()) return refresh_topology();
+    applied_topology_ = version;
+    return done;
+}
+
 bool ProgrammeControl::in_scope(const Caller& caller, const std::vector<std::string>& zones) const {
     if (caller.zone_id.empty()) return true;
     return std::all_of(zones.begin(), zones.end(),
@@ -95,6 +116,12 @@ Result<std::uint64_t> ProgrammeControl::start(const Caller& caller, const Progra
                                                                          std::to_string(other));
             }
         }
+        for (const auto& alert : store_.alerts()) {
+            if (alert.studio == r.studio) {
+                return Outcome::failure(RpcCode::FailedPrecondition, "studio '" + r.studio + "' feeds alert " +
+                                                                         std::to_string(alert.id) + ": cancel it first");
+            }
+        }
     }
     auto started = launch(r, id, sequence);
     if (!started) return started;
@@ -111,6 +138,7 @@ Result<std::uint64_t> ProgrammeControl::launch(const ProgrammeRequest& r, std::u
     p.level = r.level;
     p.target_zones = r.target_zones;
     p.sequence = sequence;
+    p.policy = r.on_preempt;
     ProgrammeRow row;
     row.id = id;
     row.name = r.name;
@@ -118,6 +146,7 @@ Result<std::uint64_t> ProgrammeControl::launch(const ProgrammeRequest& r, std::u
     for (const auto& z : r.target_zones) row.zones += (row.zones.empty() ? "" : ",") + z;
     row.source_kind = static_cast<int>(r.source);
     row.sequence = sequence;
+    row.preempt_policy = static_cast<int>(r.on_preempt);
     SourceConfig s;
     switch (r.source) {
         case ProgrammeRequest::Source::Tone:
@@ -203,6 +232,11 @@ std::vector<std::string> ProgrammeControl::restore() {
             at = comma + 1;
         }
         r.source = static_cast<ProgrammeRequest::Source>(row.source_kind);
+        switch (row.preempt_policy) {
+            case static_cast<int>(PreemptPolicy::Restart): r.on_preempt = PreemptPolicy::Restart; break;
+            case static_cast<int>(PreemptPolicy::Drop): r.on_preempt = PreemptPolicy::Drop; break;
+            default: r.on_preempt = PreemptPolicy::Pause; break;
+        }
         try {
             if (r.source == ProgrammeRequest::Source::Tone) r.tone_hz = std::stod(row.source);
         } catch (const std::exception&) {
@@ -243,10 +277,23 @@ Outcome ProgrammeControl::may_stop(const Caller& caller, std::uint64_t id) const
 }
 
 Outcome ProgrammeControl::stop(const Caller& caller, std::uint64_t id) {
-    if (auto o = may_stop(caller, id); !o.ok()) return o;
+    if (auto o = may_stop(caller, id); !o.ok()) {
+        // Dropped by its policy meanwhile: the local administrator (taking
+        // back a start whose commit failed) leaves nothing behind.
+        if (o.code == RpcCode::NotFound && caller.is_local_admin()) rows_.erase(id);
+        return o;
+    }
     manager_.stop(id);
     rows_.erase(id);
     return Outcome::success();
+}
+
+std::vector<ProgrammeRow> ProgrammeControl::dropped() const {
+    std::vector<ProgrammeRow> out;
+    for (const auto& [id, row] : rows_) {
+        if (!manager_.contains(id)) out.push_back(row);
+    }
+    return out;
 }
 
 std::vector<ProgrammeInfo> ProgrammeControl::list(const Caller& caller) const {

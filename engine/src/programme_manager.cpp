@@ -1,6 +1,7 @@
 #include "loa/engine/programme_manager.h"
 
 #include <algorithm>
+#include <cassert>
 #include <exception>
 #include <iterator>
 
@@ -16,6 +17,16 @@ void publish(Engine& engine, std::uint32_t group, const Endpoints& endpoints) {
     dests.reserve(endpoints.size());
     for (const auto& ep : endpoints) dests.push_back({ep, 0});
     engine.set_programme_destinations(group, dests);
+}
+
+// Sets hold one entry per cluster sent to (two clusters may share an address).
+void insert_one(Endpoints& set, const boost::asio::ip::udp::endpoint& ep) {
+    set.insert(std::upper_bound(set.begin(), set.end(), ep), ep);
+}
+
+void erase_one(Endpoints& set, const boost::asio::ip::udp::endpoint& ep) {
+    const auto it = std::lower_bound(set.begin(), set.end(), ep);
+    if (it != set.end() && *it == ep) set.erase(it);
 }
 }  // namespace
 
@@ -45,6 +56,61 @@ Outcome ProgrammeManager::set_topology(std::vector<ZoneSpec> zones, std::vector<
     return Outcome::success();
 }
 
+Outcome ProgrammeManager::put_cluster(RuntimeCluster cluster) {
+    const auto old = arbiter_.topology().cluster_index(cluster.id);
+    ClusterChange change;
+    std::string old_zone;
+    if (old) {
+        change.before = hearing(current_.get(), *old);
+        old_zone = clusters_[*old].zone_id;
+    }
+    auto decided = arbiter_.put_cluster(ClusterSpec{cluster.id, cluster.zone_id, cluster.address.has_value(), {}});
+    if (!decided) return decided.error();
+    change.index = arbiter_.topology().cluster_index(cluster.id).value();
+    if (old) count_targeted(old_zone, false);
+    count_targeted(cluster.zone_id, true);
+    engine_.set_registered_cluster(cluster.id, cluster.address.value_or(boost::asio::ip::udp::endpoint{}));
+    if (change.index < clusters_.size()) {
+        clusters_[change.index] = std::move(cluster);
+    } else {
+        clusters_.push_back(std::move(cluster));
+    }
+    assert(clusters_.size() == arbiter_.topology().cluster_count());
+    commit(std::move(decided).value(), &change);
+    return Outcome::success();
+}
+
+Outcome ProgrammeManager::remove_cluster(const std::string& id) {
+    const auto old = arbiter_.topology().cluster_index(id);
+    if (!old) return Outcome::failure(RpcCode::NotFound, "no cluster '" + id + "'");
+    ClusterChange change;
+    change.before = hearing(current_.get(), *old);
+    const std::string zone = clusters_[*old].zone_id;
+    auto decided = arbiter_.erase_cluster(id);
+    if (!decided) return decided.error();
+    count_targeted(zone, false);
+    engine_.unregister_cluster(id);
+    // The arbiter's topology moved its last cluster into the gap: so do we.
+    if (*old + 1 != clusters_.size()) clusters_[*old] = std::move(clusters_.back());
+    clusters_.pop_back();
+    assert(clusters_.size() == arbiter_.topology().cluster_count());
+    commit(std::move(decided).value(), &change);
+    return Outcome::success();
+}
+
+void ProgrammeManager::count_targeted(const std::string& zone_id, bool add) {
+    const auto zone = arbiter_.topology().zone_index(zone_id);
+    if (!zone) return;
+    for (auto& [id, e] : entries_) {
+        if (!arbiter_.aims_at(id, *zone)) continue;
+        if (add) {
+            ++e.targeted;
+        } else if (e.targeted > 0) {
+            --e.targeted;
+        }
+    }
+}
+
 Result<Reach> ProgrammeManager::start(const RuntimeProgramme& p) {
     ProgrammeSpec spec;
     spec.id = p.id;
@@ -52,7 +118,7 @@ Result<Reach> ProgrammeManager::start(const RuntimeProgramme& p) {
     spec.target_zones = p.target_zones;
     spec.sequence = p.sequence;
     spec.kind = p.kind;
-    spec.policy = PreemptPolicy::Pause;
+    spec.policy = p.policy;
     auto reach = arbiter_.check(spec);
     if (!reach) return reach;
 
@@ -64,9 +130,11 @@ Result<Reach> ProgrammeManager::start(const RuntimeProgramme& p) {
     config.priority = p.level;
     config.sources = p.sources;
     config.alert = p.alert;
+    // A clip waits, unpulled, until the decision that admits it lets it play.
+    const bool clip = p.kind == ProgrammeKind::Clip;
     std::uint32_t group = 0;
     try {
-        group = engine_.add_programme(config);
+        group = engine_.add_programme(config, clip);
     } catch (const std::exception& ex) {
         const std::string what = ex.what();
         const bool full = what.find("slots are in use") != std::string::npos;
@@ -82,7 +150,9 @@ Result<Reach> ProgrammeManager::start(const RuntimeProgramme& p) {
     e.group = group;
     e.ssrc = config.ssrc;
     e.targeted = added.value().targeted;
+    e.paused = clip;
     entries_.emplace(p.id, std::move(e));
+    if (observer_ != nullptr) observer_->on_started(*info(p.id));
     apply();
     return added;
 }
@@ -93,24 +163,65 @@ bool ProgrammeManager::stop(std::uint64_t id) {
     arbiter_.remove(id);
     engine_.remove_programme(it->second.group);
     entries_.erase(it);
+    if (observer_ != nullptr) observer_->on_stopped(id);
     apply();
     return true;
 }
 
-void ProgrammeManager::apply() {
-    auto decision = arbiter_.decide();
+void ProgrammeManager::apply() { commit(arbiter_.decide(), nullptr); }
+
+ProgrammeManager::Hearing ProgrammeManager::hearing(const Assignment* a, std::uint32_t index) const {
+    Hearing h;
+    if (a == nullptr || index >= a->cluster_count()) return h;
+    h.programme = a->programme_id_of(index);
+    if (h.programme != 0 && a->delivery_of(index) == Delivery::Unicast && index < clusters_.size()) {
+        h.address = clusters_[index].address;
+    }
+    return h;
+}
+
+void ProgrammeManager::set_paused(Entry& e, bool paused) {
+    if (e.paused == paused) return;
+    (void)engine_.set_programme_paused(e.group, paused);
+    e.paused = paused;
+}
+
+void ProgrammeManager::commit(Decision decision, const ClusterChange* change) {
     const Assignment& a = *decision.assignment;
 
-    // New destination set of every programme still admitted.
+    // New destination sets: with one cluster changed (and no multicast group
+    // whose delivery could shift others) only the sets it leaves and joins;
+    // otherwise those of every programme still admitted.
+    const bool one_cluster =
+        change != nullptr && arbiter_.topology().group_count() == 0 &&
+        std::all_of(decision.moves.begin(), decision.moves.end(),
+                    [&](const ClusterMove& m) { return m.cluster == change->index; });
     std::map<std::uint64_t, Endpoints> next;
-    for (auto& [id, e] : entries_) next[id];
-    for (std::size_t slot = 0; slot < a.programme_count(); ++slot) {
-        auto it = next.find(a.programme(slot).id);
-        if (it == next.end()) continue;
-        for (const auto c : a.unicast_clusters(slot)) {
-            if (c < clusters_.size() && clusters_[c].address) it->second.push_back(*clusters_[c].address);
+    if (one_cluster) {
+        const Hearing& before = change->before;
+        const Hearing after = change->index == kNoIndex ? Hearing{} : hearing(&a, change->index);
+        if (before.programme != after.programme || before.address != after.address) {
+            if (before.programme != 0 && before.address) {
+                if (const auto it = entries_.find(before.programme); it != entries_.end()) {
+                    erase_one(next.try_emplace(it->first, it->second.destinations).first->second, *before.address);
+                }
+            }
+            if (after.programme != 0 && after.address) {
+                if (const auto it = entries_.find(after.programme); it != entries_.end()) {
+                    insert_one(next.try_emplace(it->first, it->second.destinations).first->second, *after.address);
+                }
+            }
         }
-        std::sort(it->second.begin(), it->second.end());
+    } else {
+        for (auto& [id, e] : entries_) next[id];
+        for (std::size_t slot = 0; slot < a.programme_count(); ++slot) {
+            auto it = next.find(a.programme(slot).id);
+            if (it == next.end()) continue;
+            for (const auto c : a.unicast_clusters(slot)) {
+                if (c < clusters_.size() && clusters_[c].address) it->second.push_back(*clusters_[c].address);
+            }
+            std::sort(it->second.begin(), it->second.end());
+        }
     }
 
     // Programmes the arbiter dropped (policy Drop) leave the engine.
@@ -121,13 +232,14 @@ void ProgrammeManager::apply() {
         }
         engine_.remove_programme(it->second.group);
         next.erase(it->first);
+        if (observer_ != nullptr) observer_->on_stopped(it->first);
         it = entries_.erase(it);
     }
 
     // Pass 1: sets that lose destinations shrink first (to what they keep),
-    // so that no destination is in two sets at once. Pass 2: the new sets.
-    for (auto& [id, e] : entries_) {
-        const auto& want = next[id];
+    // so that no destination is in two sets at once.
+    for (const auto& [id, want] : next) {
+        Entry& e = entries_.at(id);
         Endpoints kept;
         std::set_intersection(e.destinations.begin(), e.destinations.end(), want.begin(), want.end(),
                               std::back_inserter(kept));
@@ -136,14 +248,38 @@ void ProgrammeManager::apply() {
             e.destinations = std::move(kept);
         }
     }
-    for (auto& [id, e] : entries_) {
-        auto& want = next[id];
+    // Clips nobody can hear any more pause where they are (a Restart one
+    // goes back to its start meanwhile); those heard again resume once their
+    // new set is in place, so their next frame goes to the clusters that
+    // rejoin them.
+    std::vector<Entry*> resume;
+    for (const auto& c : decision.changes) {
+        const auto it = entries_.find(c.id);
+        if (it == entries_.end() || it->second.spec.kind != ProgrammeKind::Clip) continue;
+        Entry& e = it->second;
+        switch (c.event) {
+            case ProgrammeEvent::Held: set_paused(e, true); break;
+            case ProgrammeEvent::Preempted:
+                set_paused(e, true);
+                if (e.spec.policy == PreemptPolicy::Restart) (void)engine_.rewind_programme(e.group);
+                break;
+            case ProgrammeEvent::Started:
+            case ProgrammeEvent::Resumed:
+            case ProgrammeEvent::Restarted: resume.push_back(&e); break;
+            case ProgrammeEvent::Dropped: break;
+        }
+    }
+    // Pass 2: the new sets.
+    for (auto& [id, want] : next) {
+        Entry& e = entries_.at(id);
         if (want != e.destinations) {
             publish(engine_, e.group, want);
             e.destinations = std::move(want);
         }
     }
+    for (Entry* e : resume) set_paused(*e, false);
     current_ = std::move(decision.assignment);
+    if (observer_ != nullptr) observer_->on_decided(*current_, arbiter_.topology());
 }
 
 std::optional<ProgrammeInfo> ProgrammeManager::info(std::uint64_t id) const {
@@ -158,6 +294,9 @@ std::optional<ProgrammeInfo> ProgrammeManager::info(std::uint64_t id) const {
     info.ssrc = e.ssrc;
     info.state = arbiter_.state(id);
     info.targeted = e.targeted;
+    info.kind = e.spec.kind;
+    info.policy = e.spec.policy;
+    info.paused = e.paused;
     if (current_) {
         const auto slot = current_->find(id);
         if (slot != kNoIndex) info.listeners = current_->programme(slot).listeners;
@@ -175,6 +314,12 @@ std::optional<std::uint32_t> ProgrammeManager::group_of(std::uint64_t id) const 
     auto it = entries_.find(id);
     if (it == entries_.end()) return std::nullopt;
     return it->second.group;
+}
+
+std::vector<boost::asio::ip::udp::endpoint> ProgrammeManager::destinations(std::uint64_t id) const {
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return {};
+    return it->second.destinations;
 }
 
 }  // namespace loa::engine

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 struct sqlite3;
@@ -44,6 +45,9 @@ public:
     std::int64_t int64(int column) const;
     /// Empty string for NULL.
     std::string text(int column) const;
+    /// Like text() without a copy: valid until the next step(), reset() or
+    /// another read of the same column.
+    std::string_view text_view(int column) const;
     bool is_null(int column) const;
 
 private:

@@ -148,6 +148,37 @@ CREATE TABLE IF NOT EXISTS schedule_items(
   gap_ms INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(schedule_id, position));
 )sql",
+    // 9: the as-run log, one row per play of a programme per target zone.
+    // IF NOT EXISTS, as in 8.
+    R"sql(
+CREATE TABLE IF NOT EXISTS asrun(
+  id INTEGER PRIMARY KEY,
+  programme_id INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  zone_id TEXT NOT NULL,
+  level INTEGER NOT NULL,
+  ssrc INTEGER NOT NULL,
+  start_unix_ms INTEGER NOT NULL,
+  end_unix_ms INTEGER,
+  end_reason TEXT NOT NULL DEFAULT '',
+  preempted_by TEXT NOT NULL DEFAULT '',
+  preempted_ms INTEGER NOT NULL DEFAULT 0,
+  targeted INTEGER NOT NULL DEFAULT 0,
+  confirmed INTEGER NOT NULL DEFAULT 0,
+  last_seen_unix_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS asrun_start ON asrun(start_unix_ms);
+CREATE INDEX IF NOT EXISTS asrun_end ON asrun(end_unix_ms);
+)sql",
+    // 10: what a run-time clip programme does when fully preempted
+    // (loa::engine::PreemptPolicy: 0 pause and resume, 1 restart, 2 drop);
+    // a programme without a row here has 0. A table of its own, with IF NOT
+    // EXISTS, as in 8.
+    R"sql(
+CREATE TABLE IF NOT EXISTS programme_preempt(
+  programme_id INTEGER PRIMARY KEY REFERENCES programmes(id) ON DELETE CASCADE,
+  policy INTEGER NOT NULL DEFAULT 0);
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -211,6 +242,7 @@ int Store::schema_version() const {
 }
 
 void Store::write(const std::function<void()>& body) {
+    ++change_count_;
     sql::Transaction tx(*db_);
     body();
     tx.commit();
@@ -302,19 +334,33 @@ std::optional<ClusterRow> Store::cluster(const std::string& id) const {
 std::vector<ClusterRow> Store::clusters(const std::string& root, const std::string& after_id,
                                         std::size_t limit) const {
     std::vector<ClusterRow> out;
-    const auto lim = static_cast<std::int64_t>(limit);
-    if (root.empty()) {
-        auto& s = db_->cached(std::string(kClusterCols) + " WHERE id > ?1 ORDER BY id LIMIT ?2");
-        s.bind(1, after_id).bind(2, lim);
-        while (s.step()) out.push_back(read_cluster(s));
-    } else {
-        auto& s = db_->cached(
-            "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT z.id FROM zones z JOIN sub ON z.parent_id = sub.id) " +
-            std::string(kClusterCols) + " WHERE zone_id IN sub AND id > ?2 ORDER BY id LIMIT ?3");
-        s.bind(1, root).bind(2, after_id).bind(3, lim);
-        while (s.step()) out.push_back(read_cluster(s));
-    }
+    out.reserve(std::min<std::size_t>(limit, 1024));
+    for_each_cluster(root, after_id, limit, [&](const ClusterRowView& c) {
+        out.push_back(ClusterRow{std::string(c.id), std::string(c.name), std::string(c.zone_id), std::string(c.address),
+                                 std::string(c.multicast_group), c.enabled});
+    });
     return out;
+}
+
+void Store::for_each_cluster(const std::string& root, const std::string& after_id, std::size_t limit,
+                             const std::function<void(const ClusterRowView&)>& fn) const {
+    const auto lim = static_cast<std::int64_t>(limit);
+    sql::Statement* s = nullptr;
+    if (root.empty()) {
+        static const std::string kAll = std::string(kClusterCols) + " WHERE id > ?1 ORDER BY id LIMIT ?2";
+        s = &db_->cached(kAll);
+        s->bind(1, after_id).bind(2, lim);
+    } else {
+        static const std::string kSubtree =
+            "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT z.id FROM zones z JOIN sub ON z.parent_id = sub.id) " +
+            std::string(kClusterCols) + " WHERE zone_id IN sub AND id > ?2 ORDER BY id LIMIT ?3";
+        s = &db_->cached(kSubtree);
+        s->bind(1, root).bind(2, after_id).bind(3, lim);
+    }
+    while (s->step()) {
+        fn(ClusterRowView{s->text_view(0), s->text_view(1), s->text_view(2), s->text_view(3), s->text_view(4),
+                          s->int64(5) != 0});
+    }
 }
 
 void Store::insert_cluster(const ClusterRow& c) {
@@ -372,6 +418,7 @@ std::vector<OperatorRow> Store::operators() const {
 }
 
 void Store::insert_operator(const OperatorRow& o) {
+    ++change_count_;
     db_->cached(
            "INSERT INTO operators(name, role, zone_id, max_level, token_hash, created_unix_ms, created_by) "
            "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
@@ -386,6 +433,7 @@ void Store::insert_operator(const OperatorRow& o) {
 }
 
 void Store::delete_operator(const std::string& name) {
+    ++change_count_;
     db_->cached("DELETE FROM operators WHERE name = ?1").bind(1, name).run();
 }
 

@@ -1,4 +1,4 @@
-// Store: running programmes (schema v5), restored when the engine starts.
+// Store: running programmes (schema v5; their preemption policy v10), restored when the engine starts.
 // Kept apart from store.cpp beside programme_control.cpp.
 #include "loa/engine/store.h"
 #include "sqlite_db.h"
@@ -7,7 +7,8 @@ namespace loa::engine {
 
 std::vector<ProgrammeRow> Store::programmes() const {
     auto& s = db_->cached(
-        "SELECT id, name, level, zones, source_kind, source, sequence, created_unix_ms, created_by FROM programmes "
+        "SELECT id, name, level, zones, source_kind, source, sequence, created_unix_ms, created_by, "
+        "COALESCE(pp.policy, 0) FROM programmes LEFT JOIN programme_preempt pp ON pp.programme_id = programmes.id "
         "ORDER BY id");
     std::vector<ProgrammeRow> out;
     while (s.step()) {
@@ -21,6 +22,7 @@ std::vector<ProgrammeRow> Store::programmes() const {
         p.sequence = static_cast<std::uint64_t>(s.int64(6));
         p.created_unix_ms = s.int64(7);
         p.created_by = s.text(8);
+        p.preempt_policy = static_cast<int>(s.int64(9));
         out.push_back(std::move(p));
     }
     return out;
@@ -40,9 +42,16 @@ void Store::insert_programme(const ProgrammeRow& p) {
         .bind(8, p.created_unix_ms)
         .bind(9, p.created_by)
         .run();
+    if (p.preempt_policy != 0) {
+        db_->cached("INSERT OR REPLACE INTO programme_preempt(programme_id, policy) VALUES(?1, ?2)")
+            .bind(1, static_cast<std::int64_t>(p.id))
+            .bind(2, std::int64_t{p.preempt_policy})
+            .run();
+    }
 }
 
 void Store::delete_programme(std::uint64_t id) {
+    db_->cached("DELETE FROM programme_preempt WHERE programme_id = ?1").bind(1, static_cast<std::int64_t>(id)).run();
     db_->cached("DELETE FROM programmes WHERE id = ?1").bind(1, static_cast<std::int64_t>(id)).run();
 }
 

@@ -143,7 +143,16 @@ Result<StudioRow> StudioControl::check_remove(const Caller& caller, const std::s
     using enum RpcCode;
     if (caller.role < Role::Operator) return Outcome::failure(PermissionDenied, "viewers cannot remove studios");
     auto row = store_.studio(name);
-    if (!row) return Outcome::failure(NotFound, "no studio '" + name + "'");
+    if (!row) {
+        for (const auto& sc : engine_.config().studios) {
+            if (sc.name == name && !sc.program.empty()) {
+                return Outcome::failure(FailedPrecondition, "studio '" + name +
+                                                                "' is declared in the engine's config file: "
+                                                                "remove it there and restart the engine");
+            }
+        }
+        return Outcome::failure(NotFound, "no studio '" + name + "'");
+    }
     if (!store_.zone_within(row->zone_id, caller.zone_id)) {
         return Outcome::failure(PermissionDenied, "studio '" + name + "' of zone '" + row->zone_id +
                                                       "' is outside your scope (" + scope_of(caller.zone_id) + ")");
@@ -189,6 +198,30 @@ std::vector<StudioView> StudioControl::list(const Caller& caller) const {
     std::vector<StudioView> out;
     for (const auto& row : store_.studios()) {
         if (store_.zone_within(row.zone_id, caller.zone_id)) out.push_back(make_view(row));
+    }
+    // The config file's studios belong to no zone: only a caller over a
+    // whole tree sees them. Seed studios (a zone, no programme) are rows above.
+    const auto caller_zone = caller.zone_id.empty() ? std::nullopt : store_.zone(caller.zone_id);
+    if (caller.zone_id.empty() || (caller_zone && caller_zone->parent_id.empty())) {
+        const auto before = out.size();
+        for (const auto& sc : engine_.config().studios) {
+            if (sc.program.empty()) continue;
+            StudioView v;
+            v.row.name = sc.name;
+            v.row.ssrc = sc.ssrc;
+            if (sc.source_address) v.row.source_address = sc.source_address->to_string();
+            v.row.min_delay_ms = sc.min_delay_ms;
+            v.row.max_delay_ms = sc.max_delay_ms;
+            v.row.fixed_delay_ms = sc.fixed_delay_ms.value_or(0);
+            v.row.created_by = "config";
+            v.config_program = sc.program;
+            v.status = engine_.studio_status(sc.name, &v.stats);
+            out.push_back(std::move(v));
+        }
+        if (out.size() != before) {
+            std::sort(out.begin(), out.end(),
+                      [](const StudioView& a, const StudioView& b) { return a.row.name < b.row.name; });
+        }
     }
     return out;
 }

@@ -81,6 +81,17 @@ bool StudioSource::render(std::span<float> out) noexcept {
     const std::size_t n = std::min(out.size(), scratch_.size());
     const std::span<float> block = out.first(n);
     std::fill(out.begin() + static_cast<std::ptrdiff_t>(n), out.end(), 0.0f);
+    if (lead_in_ && !lead_in_over_) {
+        if (lead_in_->render(block)) {
+            // The studio runs on at the live edge, unheard.
+            if (live_) playout_->render(std::span<float>(scratch_.data(), n), now);
+            counters_studio_.lead_in_frames.fetch_add(1, kRelaxed);
+            counters_.frames.fetch_add(1, kRelaxed);
+            return true;
+        }
+        lead_in_over_ = true;
+        counters_studio_.lead_in_done.store(true, kRelaxed);
+    }
     if (live_ == was_live) {
         if (live_) {
             render_live(block, now);

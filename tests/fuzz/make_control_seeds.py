@@ -66,3 +66,8 @@ write("garbage", b"\x04\xff\xff\xff\xff")
 write("overlong_varint", b"\xff\xff\xff\xff\xff\x01")
 write("oversized", b"\x80\x80\x80\x02")
 write("truncated", envelope(1, "GetStatus")[:-2])
+write("asrun", envelope(1, "ListAsRun") +
+      envelope(2, "ListAsRun", field_varint(1, 1700000000000) + field_varint(2, 1700000600000) +
+               field_bytes(3, "hn") + field_varint(4, 2) + field_bytes(5, "7")) +
+      envelope(3, "ListAsRun", field_varint(1, 5) + field_varint(2, 1) + field_varint(4, 20000) +
+               field_bytes(5, "x")))

@@ -60,8 +60,8 @@ engine::ProgramConfig programme(std::uint32_t ssrc, engine::Priority level, doub
     return p;
 }
 
-// The RTP packets of `frames` 20 ms frames of a programme, as the engine
-// sends them to one cluster.
+// The RTP packets of `frames` frames (of config.ptime_ms) of a programme, as
+// the engine sends them to one cluster.
 Packets engine_packets(const engine::ProgramConfig& config, int frames) {
     boost::asio::io_context io;
     auto sock = transport::open_udp(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
@@ -76,7 +76,7 @@ Packets engine_packets(const engine::ProgramConfig& config, int frames) {
     std::vector<std::uint8_t> d;
     for (int i = 0; i < frames; ++i) {
         prog.produce_frame(clock.now_ns(), clock.unix_ns(), pool, fanout, clock);
-        clock.advance(20 * kMs);
+        clock.advance(config.ptime_ms * kMs);
         do {
             REQUIRE(rx.receive(d));
         } while (transport::looks_like_rtcp(d));  // sender reports are not needed here
@@ -286,29 +286,162 @@ TEST_CASE("higher_level_preempts_at_once_with_flush", "[speaker][alert]") {
     CHECK(fit.amplitude == Approx(0.5).margin(0.05));
 }
 
-TEST_CASE("stale_lower_level_packets_ignored_until_hold", "[speaker][alert]") {
+TEST_CASE("lower_level_returns_after_short_silence", "[speaker][alert][preempt]") {
     auto cfg = config();
     cfg.preempt_hold_ms = 500;
     Rig rig(cfg);
     const auto province = engine_packets(programme(0xB0B0, engine::Priority::Province, 880.0), 50);
-    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 100);
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 140);
 
     for (std::size_t i = 0; i < 50; ++i) rig.slot({&province[i]});
-    // The province programme ends; the commune one (already running, no
-    // marker) comes back. Until the province stream has been silent for the
-    // hold (500 ms = 25 slots) the commune packets are ignored, then it plays.
+    // The province programme ends; the cluster rejoins the commune one, which
+    // kept playing for others: unmarked packets from the middle of its stream.
+    // The province stream is over once it has been quiet for 3 packet times
+    // (60 ms): the commune packets 20 and 40 ms after its last one are still
+    // ignored (they could be stale), the one 60 ms after it plays, and so does
+    // everything after: not 500 ms of the programme lost.
+    const std::size_t back_slot = rig.slots;
     std::vector<speaker::DatagramKind> kinds;
-    for (std::size_t i = 0; i < 100; ++i) rig.slot({&commune[i]}, &kinds);
-    // The last province packet arrived one slot before the first commune one:
-    // commune packets 0..23 come less than 500 ms after it.
+    {
+        transport::RtpView v;
+        REQUIRE(transport::RtpView::parse(commune[40], v) == transport::Status::Ok);
+        REQUIRE_FALSE(v.marker());
+    }
+    for (std::size_t i = 40; i < 140; ++i) rig.slot({&commune[i]}, &kinds);
     REQUIRE(kinds.size() == 100);
-    CHECK(std::count(kinds.begin(), kinds.begin() + 24, speaker::DatagramKind::Outranked) == 24);
-    CHECK(std::count(kinds.begin() + 24, kinds.end(), speaker::DatagramKind::Media) == 76);
+    CHECK(std::count(kinds.begin(), kinds.begin() + 2, speaker::DatagramKind::Outranked) == 2);
+    CHECK(std::count(kinds.begin() + 2, kinds.end(), speaker::DatagramKind::Media) == 98);
     const auto c = rig.p.counters().snapshot();
-    CHECK(c.outranked == 24);
+    CHECK(c.outranked == 2);
     CHECK(c.playing_ssrc == 0xC0AAu);
-    const auto fit = codecs::fit_tone(rig.slots_audio(rig.slots - 40, rig.slots));
+    CHECK(c.ssrc_changes == 2);
+    // The commune tone is heard within the two ignored packets plus the
+    // playout delay (40 ms) of the return, and plays on without a gap.
+    const auto after = rig.slots_audio(back_slot, rig.slots);
+    CHECK(codecs::first_above(after, 0.05f) <= 6 * kFrame);
+    CHECK(max_window_amplitude(rig.slots_audio(back_slot + 10, rig.slots), 880.0) < 0.02);
+    const auto fit = codecs::fit_tone(rig.slots_audio(back_slot + 10, rig.slots));
     CHECK(fit.frequency_hz == Approx(440.0).margin(2.0));
+    CHECK(fit.amplitude == Approx(0.5).margin(0.05));
+    CHECK(c.concealed == 0);
+}
+
+TEST_CASE("stale_lower_level_packets_ignored_while_higher_flows", "[speaker][alert][preempt]") {
+    Rig rig(config());
+    const auto province = engine_packets(programme(0xB0B0, engine::Priority::Province, 880.0), 80);
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 80);
+
+    for (std::size_t i = 0; i < 20; ++i) rig.slot({&province[i]});
+    // Stale commune packets keep arriving beside the flowing province stream,
+    // and the province stream loses single packets (20 ms more silence than
+    // usual, then 40 ms since its last packet when a commune one comes first):
+    // none of it lets the commune stream in.
+    std::vector<speaker::DatagramKind> kinds;
+    for (std::size_t i = 20; i < 80; ++i) {
+        const auto* stale = &commune[i];
+        if (i % 10 == 5) {
+            rig.slot({stale}, &kinds);  // province[i] lost
+        } else if (i % 10 == 6) {
+            rig.slot({stale, &province[i]}, &kinds);  // the stale one first, 40 ms after province[i - 2]
+        } else {
+            rig.slot({&province[i], stale}, &kinds);
+        }
+    }
+    const auto c = rig.p.counters().snapshot();
+    CHECK(c.outranked == 60);
+    CHECK(std::count(kinds.begin(), kinds.end(), speaker::DatagramKind::Media) == 54);
+    CHECK(c.playing_ssrc == 0xB0B0u);
+    CHECK(c.ssrc_changes == 1);
+    CHECK(max_window_amplitude(rig.slots_audio(10, rig.slots), 440.0) < 0.02);
+}
+
+TEST_CASE("quiet_time_follows_the_stream_packet_time", "[speaker][alert][preempt]") {
+    Rig rig(config());
+    auto prov = programme(0xB0B0, engine::Priority::Province, 880.0);
+    prov.ptime_ms = 60;
+    const auto province = engine_packets(prov, 20);
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 100);
+
+    // 60 ms packets: one every third slot. Packet 10 is lost; stale commune
+    // packets arrive in every slot of the 120 ms gap and are ignored.
+    std::vector<speaker::DatagramKind> kinds;
+    for (std::size_t i = 0; i < 20; ++i) {
+        if (i == 10) {
+            rig.slot({&commune[3 * i]}, &kinds);
+        } else {
+            rig.slot({&province[i]}, &kinds);
+        }
+        rig.slot({&commune[3 * i + 1]}, &kinds);
+        rig.slot({&commune[3 * i + 2]}, &kinds);
+    }
+    CHECK(std::count(kinds.begin(), kinds.end(), speaker::DatagramKind::Outranked) == 41);
+    CHECK(rig.p.counters().snapshot().playing_ssrc == 0xB0B0u);
+
+    // The province programme ends. Its quiet time is 3 x 60 ms: commune
+    // packets 60 (after the two above), 80, ... 160 ms after its last one are
+    // ignored, the one 180 ms after it plays.
+    kinds.clear();
+    for (std::size_t i = 60; i < 100; ++i) rig.slot({&commune[i]}, &kinds);
+    CHECK(std::count(kinds.begin(), kinds.begin() + 6, speaker::DatagramKind::Outranked) == 6);
+    CHECK(std::count(kinds.begin() + 6, kinds.end(), speaker::DatagramKind::Media) == 34);
+    CHECK(rig.p.counters().snapshot().playing_ssrc == 0xC0AAu);
+}
+
+TEST_CASE("quiet_time_covers_playout_delay_capped_by_hold", "[speaker][alert][preempt]") {
+    // A 300 ms playout delay: a gap in arrivals within that jitter is not an
+    // end, and ending earlier would flush audio still to be played. The hold
+    // caps the quiet time in every case, even below the 60 ms floor.
+    const auto province = engine_packets(programme(0xB0B0, engine::Priority::Province, 880.0), 40);
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 80);
+    for (const auto& [hold_ms, ignored] : {std::pair{500, 14L}, std::pair{100, 4L}, std::pair{40, 1L}}) {
+        CAPTURE(hold_ms);
+        auto cfg = config();
+        cfg.jitter_ms = 300;
+        cfg.preempt_hold_ms = hold_ms;
+        Rig rig(cfg);
+        for (std::size_t i = 0; i < 40; ++i) rig.slot({&province[i]});
+        REQUIRE(rig.p.counters().snapshot().target_delay_ms == 300);
+        std::vector<speaker::DatagramKind> kinds;
+        for (std::size_t i = 40; i < 80; ++i) rig.slot({&commune[i]}, &kinds);
+        CHECK(std::count(kinds.begin(), kinds.end(), speaker::DatagramKind::Outranked) == ignored);
+        CHECK(std::count(kinds.begin() + ignored, kinds.end(), speaker::DatagramKind::Media) == 40 - ignored);
+        CHECK(rig.p.counters().snapshot().playing_ssrc == 0xC0AAu);
+    }
+}
+
+TEST_CASE("rtcp_bye_of_playing_stream_ends_hold", "[speaker][alert][preempt]") {
+    auto cfg = config();
+    cfg.jitter_ms = 300;  // a quiet time of 300 ms without the BYE
+    Rig rig(cfg);
+    const auto province = engine_packets(programme(0xB0B0, engine::Priority::Province, 880.0), 30);
+    const auto commune = engine_packets(programme(0xC0AA, engine::Priority::Commune, 440.0), 60);
+    const auto bye = [](std::uint32_t ssrc) {
+        std::vector<std::uint8_t> buf(256);
+        transport::RtcpWriter w(buf);
+        REQUIRE(w.add_sr(ssrc, transport::RtcpSenderInfo{}) == transport::Status::Ok);
+        REQUIRE(w.add_bye(ssrc) == transport::Status::Ok);
+        buf.resize(w.size());
+        return buf;
+    };
+    const auto bye_other = bye(0x1234);
+    const auto bye_province = bye(0xB0B0);
+
+    for (std::size_t i = 0; i < 30; ++i) rig.slot({&province[i]});
+    std::vector<speaker::DatagramKind> kinds;
+    // A BYE of some other SSRC changes nothing: the stale packet is ignored.
+    rig.slot({&bye_other, &commune[30]}, &kinds);
+    // The playing stream's BYE ends the hold at once.
+    rig.slot({&bye_province, &commune[31]}, &kinds);
+    for (std::size_t i = 32; i < 60; ++i) rig.slot({&commune[i]}, &kinds);
+    using K = speaker::DatagramKind;
+    REQUIRE(kinds.size() == 32);
+    CHECK(kinds[0] == K::Control);
+    CHECK(kinds[1] == K::Outranked);
+    CHECK(kinds[2] == K::Control);
+    CHECK(std::count(kinds.begin() + 3, kinds.end(), K::Media) == 29);
+    const auto c = rig.p.counters().snapshot();
+    CHECK(c.outranked == 1);
+    CHECK(c.playing_ssrc == 0xC0AAu);
 }
 
 TEST_CASE("equal_level_newest_wins_previous_needs_marker", "[speaker][alert]") {

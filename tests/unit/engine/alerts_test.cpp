@@ -31,34 +31,20 @@
 #include "loa/engine/programme_manager.h"
 #include "loa/transport/cluster_status.h"
 #include "loa/transport/rtcp_packet.h"
+#include "control_calls.h"
+#include "rtp_listener.h"
 #include "temp_dir.h"
 
 using namespace loa::engine;
 namespace pb = loa::control::v1;
+using loa::test::file_bytes;
+using loa::test::write_sine;
 using boost::asio::ip::udp;
 
 namespace {
 
 constexpr std::size_t kFrame = 960;  // 20 ms at 48 kHz
 const PeerInfo kRoot{true, true, 0};
-
-void write_sine(const std::filesystem::path& path, double hz, double seconds, double amplitude = 0.5) {
-    loa::codecs::WavWriter w(path, loa::codecs::WavSampleFormat::Pcm16, 48000, 1);
-    std::vector<float> buf(static_cast<std::size_t>(seconds * 48000));
-    for (std::size_t i = 0; i < buf.size(); ++i) {
-        buf[i] = static_cast<float>(amplitude * std::sin(2.0 * M_PI * hz * static_cast<double>(i) / 48000.0));
-    }
-    REQUIRE(w.write(buf) == loa::codecs::Status::Ok);
-    REQUIRE(w.close() == loa::codecs::Status::Ok);
-}
-
-std::string file_bytes(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 // One run of consecutive frames with the same (play, item) tag.
 struct Run {
     std::uint32_t play = 0;
@@ -105,47 +91,7 @@ float peak_of(const std::vector<float>& pcm) {
     return p;
 }
 
-// A UDP socket on 127.0.0.1 that stands for a speaker.
-class Listener {
-public:
-    Listener() {
-        fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
-    }
-    ~Listener() { ::close(fd_); }
-    Listener(const Listener&) = delete;
-    Listener& operator=(const Listener&) = delete;
-
-    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
-    // Waits until an RTP packet of `ssrc` arrives; false after 10 s.
-    bool hears(std::uint32_t ssrc) {
-        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        std::array<std::uint8_t, 2048> buf{};
-        while (std::chrono::steady_clock::now() < until) {
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, 50) <= 0) continue;
-            const auto n = ::recv(fd_, buf.data(), buf.size(), 0);
-            if (n < 12) continue;
-            const auto pt = buf[1] & 0x7F;
-            if (pt >= 72 && pt <= 76) continue;  // RTCP
-            const auto s = (std::uint32_t{buf[8]} << 24) | (std::uint32_t{buf[9]} << 16) |
-                           (std::uint32_t{buf[10]} << 8) | buf[11];
-            if (s == ssrc) return true;
-        }
-        return false;
-    }
-
-private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-};
+using Listener = loa::test::RtpListener;
 
 std::vector<std::uint8_t> report(const std::string& cname, std::uint32_t playing, bool amplifier_on) {
     std::vector<std::uint8_t> buf(512);
@@ -177,7 +123,9 @@ EngineConfig engine_config() {
 // The control side (service, manager, programmes, alerts) can be torn down
 // without ending anything, as a killed engine would, and built again on the
 // same database.
-struct Fixture {
+struct Fixture : loa::test::ControlCalls<Fixture> {
+    ControlService& control_service() { return *service; }
+
     loa::test::TempDir dir{"loa-alerts"};
     Store store{dir / "state.db"};
     ManualClock clock{0, 1'700'000'000'000'000'000};
@@ -247,55 +195,6 @@ struct Fixture {
         programmes.reset();
         manager.reset();
         service.reset();
-    }
-
-    pb::Response call(const std::string& method, const google::protobuf::Message& req, const std::string& token = {}) {
-        pb::Envelope env;
-        env.set_request_id(1);
-        env.set_method(method);
-        env.set_token(token);
-        env.set_payload(req.SerializeAsString());
-        return service->handle(env, kRoot).response;
-    }
-    template <class Resp>
-    Resp ok(const std::string& method, const google::protobuf::Message& req, const std::string& token = {}) {
-        const auto r = call(method, req, token);
-        INFO(method << ": " << pb::StatusCode_Name(r.code()) << ": " << r.message());
-        REQUIRE(r.code() == pb::OK);
-        Resp out;
-        REQUIRE(out.ParseFromString(r.payload()));
-        return out;
-    }
-
-    std::string make_operator(const std::string& name, pb::Role role, const std::string& zone, pb::Level level) {
-        pb::CreateOperatorRequest o;
-        o.set_name(name);
-        o.set_role(role);
-        o.set_zone_id(zone);
-        o.set_max_level(level);
-        return ok<pb::CreateOperatorResponse>("CreateOperator", o).token();
-    }
-
-    /// Uploads a sine WAV as a global clip; returns its id.
-    std::uint64_t upload_sine(double hz, double seconds) {
-        const auto path = dir / ("sine-" + std::to_string(static_cast<int>(hz)) + ".wav");
-        write_sine(path, hz, seconds);
-        const auto bytes = file_bytes(path);
-        Sha256 h;
-        h.update({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
-        pb::BeginClipUploadRequest begin;
-        begin.set_name("sine");
-        begin.set_total_size(bytes.size());
-        begin.set_sha256(h.hex_final());
-        const auto began = ok<pb::BeginClipUploadResponse>("BeginClipUpload", begin);
-        pb::UploadClipChunkRequest chunk;
-        chunk.set_upload_id(began.upload_id());
-        chunk.set_offset(0);
-        chunk.set_data(bytes);
-        ok<pb::UploadClipChunkResponse>("UploadClipChunk", chunk);
-        pb::FinishClipUploadRequest finish;
-        finish.set_upload_id(began.upload_id());
-        return ok<pb::Clip>("FinishClipUpload", finish).id();
     }
 
     pb::RaiseAlertRequest alert_to(std::vector<std::string> zones, std::uint64_t clip) const {
@@ -510,10 +409,13 @@ TEST_CASE("alert_bad_input_is_refused_and_nothing_stored", "[engine][alerts][con
     req = f.alert_to({"A"}, clip);
     req.set_level(static_cast<pb::Level>(9));
     refused(req, pb::INVALID_ARGUMENT);
-    // A live studio after the clip needs run-time studio sources.
+    // A studio that does not exist (as StartProgramme: NOT_FOUND); a studio
+    // needs an expiry (checked first). More in alerts_studio_test.cpp.
     req = f.alert_to({"A"}, clip);
     req.set_studio("district-studio");
-    refused(req, pb::UNIMPLEMENTED);
+    refused(req, pb::NOT_FOUND);
+    req.set_duration_s(0);
+    refused(req, pb::INVALID_ARGUMENT);
     // Garbage payload.
     pb::Envelope env;
     env.set_method("RaiseAlert");

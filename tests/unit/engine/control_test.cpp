@@ -260,6 +260,37 @@ TEST_CASE("zone_tree_rules", "[control]") {
     pb::RemoveClusterRequest rc;
     rc.set_id("c1");
     f.admin<pb::RemoveClusterResponse>("RemoveCluster", rc);
+    // Nothing aimed at it may outlive it: programmes, alerts, schedules.
+    ProgrammeRow p;
+    p.id = 5;
+    p.name = "news";
+    p.zones = "hn,hn.bv";
+    f.store.write([&] { f.store.insert_programme(p); });
+    const auto refused = f.call("DeleteZone", d);
+    REQUIRE(refused.code() == pb::FAILED_PRECONDITION);
+    CHECK(refused.message().find("programme 5") != std::string::npos);
+    f.store.write([&] { f.store.delete_programme(5); });
+    AlertRow a;
+    a.id = 9;
+    a.name = "flood";
+    a.zones = "hn.bv";
+    f.store.write([&] { f.store.insert_alert(a); });
+    CHECK(f.call("DeleteZone", d).message().find("alert 9") != std::string::npos);
+    f.store.write([&] { f.store.delete_alert(9); });
+    ScheduleRow sc;
+    sc.name = "morning";
+    sc.zones = "hn.bv";
+    sc.time_zone = "Asia/Ho_Chi_Minh";
+    sc.recurrence = "daily";
+    sc.first_date = "2026-12-01";
+    sc.late_policy = "resume";
+    std::uint64_t sid = 0;
+    f.store.write([&] { sid = f.store.insert_schedule(sc); });
+    CHECK(f.call("DeleteZone", d).message().find("schedule " + std::to_string(sid)) != std::string::npos);
+    f.store.write([&] { f.store.delete_schedule(sid); });
+    // A zone whose id is a prefix of a target is not a target.
+    p.zones = "hn.bv2";
+    f.store.write([&] { f.store.insert_programme(p); });
     f.admin<pb::DeleteZoneResponse>("DeleteZone", d);
     REQUIRE_FALSE(f.store.zone("hn.bv"));
 }

@@ -17,6 +17,7 @@
 #include "loa/engine/engine.h"
 #include "loa/engine/programme_control.h"
 #include "loa/engine/programme_manager.h"
+#include "rtp_listener.h"
 #include "temp_dir.h"
 
 using namespace loa::engine;
@@ -24,61 +25,7 @@ using boost::asio::ip::udp;
 
 namespace {
 
-// A UDP socket on 127.0.0.1 that stands for a speaker.
-class Listener {
-public:
-    Listener() {
-        fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
-    }
-    ~Listener() { ::close(fd_); }
-    Listener(const Listener&) = delete;
-    Listener& operator=(const Listener&) = delete;
-
-    udp::endpoint endpoint() const { return {boost::asio::ip::make_address_v4("127.0.0.1"), port_}; }
-
-    // SSRC of the next RTP packet, waiting at most `limit`; nullopt on timeout.
-    std::optional<std::uint32_t> next_rtp(std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-        const auto until = std::chrono::steady_clock::now() + limit;
-        std::array<std::uint8_t, 2048> buf{};
-        while (std::chrono::steady_clock::now() < until) {
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, 50) <= 0) continue;
-            const auto n = ::recv(fd_, buf.data(), buf.size(), 0);
-            if (n < 12) continue;
-            const auto pt = buf[1] & 0x7F;
-            if (pt >= 72 && pt <= 76) continue;  // RTCP (SR 200 .. APP 204)
-            return (std::uint32_t{buf[8]} << 24) | (std::uint32_t{buf[9]} << 16) | (std::uint32_t{buf[10]} << 8) |
-                   buf[11];
-        }
-        return std::nullopt;
-    }
-    // Waits until an RTP packet of `ssrc` arrives; false on timeout.
-    bool hears(std::uint32_t ssrc) {
-        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (std::chrono::steady_clock::now() < until) {
-            const auto s = next_rtp(std::chrono::milliseconds(200));
-            if (s && *s == ssrc) return true;
-        }
-        return false;
-    }
-    // RTP packets already queued, without waiting.
-    std::size_t drain() {
-        std::size_t n = 0;
-        while (next_rtp(std::chrono::milliseconds(0))) ++n;
-        return n;
-    }
-
-private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-};
+using Listener = loa::test::RtpListener;
 
 EngineConfig engine_config() {
     EngineConfig c;

@@ -31,16 +31,19 @@
 #include "loa/engine/programme_control.h"
 #include "loa/engine/programme_manager.h"
 #include "loa/engine/schedule_control.h"
+#include "control_calls.h"
+#include "rtp_listener.h"
 #include "temp_dir.h"
 
 using namespace loa::engine;
 namespace pb = loa::control::v1;
+using loa::test::file_bytes;
+using loa::test::write_sine;
 using boost::asio::ip::udp;
 
 namespace {
 
 constexpr std::size_t kFrame = 960;  // 20 ms at 48 kHz
-const PeerInfo kRoot{true, true, 0};
 
 /// Unix ns of a local time in Asia/Ho_Chi_Minh (UTC+7) on `day` of March 2026.
 std::int64_t hcm_ns(unsigned day, int h, int m, int s = 0) {
@@ -49,23 +52,6 @@ std::int64_t hcm_ns(unsigned day, int h, int m, int s = 0) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 std::int64_t hcm_ms(unsigned day, int h, int m, int s = 0) { return hcm_ns(day, h, m, s) / 1'000'000; }
-
-void write_sine(const std::filesystem::path& path, double hz, double seconds, double amplitude = 0.5) {
-    loa::codecs::WavWriter w(path, loa::codecs::WavSampleFormat::Pcm16, 48000, 1);
-    std::vector<float> buf(static_cast<std::size_t>(seconds * 48000));
-    for (std::size_t i = 0; i < buf.size(); ++i) {
-        buf[i] = static_cast<float>(amplitude * std::sin(2.0 * M_PI * hz * static_cast<double>(i) / 48000.0));
-    }
-    REQUIRE(w.write(buf) == loa::codecs::Status::Ok);
-    REQUIRE(w.close() == loa::codecs::Status::Ok);
-}
-
-std::string file_bytes(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 struct Played {
     std::vector<float> pcm;
@@ -104,47 +90,7 @@ std::vector<int> tones_of(const std::vector<float>& pcm) {
     return out;
 }
 
-// A UDP socket on 127.0.0.1 that stands for a speaker.
-class Listener {
-public:
-    Listener() {
-        fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        socklen_t len = sizeof a;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
-    }
-    ~Listener() { ::close(fd_); }
-    Listener(const Listener&) = delete;
-    Listener& operator=(const Listener&) = delete;
-
-    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
-    // Waits until an RTP packet of `ssrc` arrives; false after 10 s.
-    bool hears(std::uint32_t ssrc) {
-        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        std::array<std::uint8_t, 2048> buf{};
-        while (std::chrono::steady_clock::now() < until) {
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, 50) <= 0) continue;
-            const auto n = ::recv(fd_, buf.data(), buf.size(), 0);
-            if (n < 12) continue;
-            const auto pt = buf[1] & 0x7F;
-            if (pt >= 72 && pt <= 76) continue;  // RTCP
-            const auto s = (std::uint32_t{buf[8]} << 24) | (std::uint32_t{buf[9]} << 16) |
-                           (std::uint32_t{buf[10]} << 8) | buf[11];
-            if (s == ssrc) return true;
-        }
-        return false;
-    }
-
-private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-};
+using Listener = loa::test::RtpListener;
 
 EngineConfig engine_config() {
     EngineConfig c;
@@ -158,7 +104,9 @@ EngineConfig engine_config() {
 // torn down without ending anything, as a killed engine would, and built
 // again on the same database. The control clock starts at 22:00:00 local
 // time on 10 March 2026 (a Tuesday).
-struct Fixture {
+struct Fixture : loa::test::ControlCalls<Fixture> {
+    ControlService& control_service() { return *service; }
+
     loa::test::TempDir dir{"loa-schedules"};
     Store store{dir / "state.db"};
     ManualClock clock{0, hcm_ns(10, 22, 0)};
@@ -218,56 +166,6 @@ struct Fixture {
         programmes.reset();
         manager.reset();
         service.reset();
-    }
-
-    pb::Response call(const std::string& method, const google::protobuf::Message& req, const std::string& token = {}) {
-        pb::Envelope env;
-        env.set_request_id(1);
-        env.set_method(method);
-        env.set_token(token);
-        env.set_payload(req.SerializeAsString());
-        return service->handle(env, kRoot).response;
-    }
-    template <class Resp>
-    Resp ok(const std::string& method, const google::protobuf::Message& req, const std::string& token = {}) {
-        const auto r = call(method, req, token);
-        INFO(method << ": " << pb::StatusCode_Name(r.code()) << ": " << r.message());
-        REQUIRE(r.code() == pb::OK);
-        Resp out;
-        REQUIRE(out.ParseFromString(r.payload()));
-        return out;
-    }
-
-    std::string make_operator(const std::string& name, pb::Role role, const std::string& zone, pb::Level level) {
-        pb::CreateOperatorRequest o;
-        o.set_name(name);
-        o.set_role(role);
-        o.set_zone_id(zone);
-        o.set_max_level(level);
-        return ok<pb::CreateOperatorResponse>("CreateOperator", o).token();
-    }
-
-    /// Uploads a sine WAV as a clip (global unless `zone`); returns its id.
-    std::uint64_t upload_sine(double hz, double seconds, const std::string& zone = {}) {
-        const auto path = dir / ("sine-" + std::to_string(static_cast<int>(hz)) + "-" + zone + ".wav");
-        write_sine(path, hz, seconds);
-        const auto bytes = file_bytes(path);
-        Sha256 h;
-        h.update({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
-        pb::BeginClipUploadRequest begin;
-        begin.set_name("sine");
-        begin.set_total_size(bytes.size());
-        begin.set_sha256(h.hex_final());
-        begin.set_zone_id(zone);
-        const auto began = ok<pb::BeginClipUploadResponse>("BeginClipUpload", begin);
-        pb::UploadClipChunkRequest chunk;
-        chunk.set_upload_id(began.upload_id());
-        chunk.set_offset(0);
-        chunk.set_data(bytes);
-        ok<pb::UploadClipChunkResponse>("UploadClipChunk", chunk);
-        pb::FinishClipUploadRequest finish;
-        finish.set_upload_id(began.upload_id());
-        return ok<pb::Clip>("FinishClipUpload", finish).id();
     }
 
     /// A one-shot on 10 March at `start` for `duration_s`, playing `clip`.

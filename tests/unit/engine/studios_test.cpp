@@ -107,6 +107,9 @@ TEST_CASE("runtime_studio_added_and_removed_while_running", "[engine][studios]")
     // No programme takes it yet: latched and counted, then dropped as idle.
     sender.send(tone.next());
     REQUIRE(eventually([&] { return engine.ingest().idle.load() == 1; }));
+    loa::engine::v1::EngineStats es;
+    engine.stats(es, false);
+    CHECK(es.ingest().idle() == 1);  // reported to GetStatus and --stats-out
     loa::engine::v1::StudioStats st;
     auto status = engine.studio_status("district-7", &st);
     REQUIRE(status);
@@ -758,4 +761,96 @@ TEST_CASE("authorisation_matrix_studios", "[control][auth][studios]") {
             CHECK(l.studios(0).name() == (role >= pb::OPERATOR ? "new-in" : "in"));
         }
     }
+}
+
+TEST_CASE("config_studios_are_listed_but_not_removable", "[control][studios]") {
+    loa::test::TempDir dir{"loa-studios-config"};
+    const auto cfg = parse_config(R"(
+[engine]
+listen = "127.0.0.1:0"
+ingest_listen = "127.0.0.1:0"
+fanout_threads = 1
+realtime_priority = 0
+
+[[studio]]
+name = "cfg"
+ssrc = 7
+max_delay_ms = 300
+program = "p"
+
+[[program]]
+name = "p"
+  [[program.source]]
+  type = "studio"
+  studio = "cfg"
+)",
+                                  "studio.toml", dir.path());
+    Store store{dir.path() / "state.db"};
+    ManualClock clock{0, 1'700'000'000'000'000'000};
+    ControlService service{store, clock, 1000};
+    SystemClock engine_clock;
+    Engine engine{cfg, engine_clock};
+    StudioControl studios{store, engine};
+    service.set_studio_control(&studios);
+    for (const auto& [id, kind, parent] : std::vector<std::tuple<std::string, ZoneKind, std::string>>{
+             {"hn", ZoneKind::Province, ""}, {"hn.bv", ZoneKind::District, "hn"}}) {
+        store.write([&] { store.insert_zone({id, id, kind, parent}); });
+    }
+    const auto call = [&](const std::string& method, const google::protobuf::Message& req,
+                          const std::string& token = {}) {
+        pb::Envelope env;
+        env.set_request_id(1);
+        env.set_method(method);
+        env.set_token(token);
+        env.set_payload(req.SerializeAsString());
+        return service.handle(env, kRootPeer).response;
+    };
+    const auto token_for = [&](const std::string& name, const std::string& zone) {
+        pb::CreateOperatorRequest o;
+        o.set_name(name);
+        o.set_role(pb::ADMIN);
+        o.set_zone_id(zone);
+        o.set_max_level(pb::EMERGENCY);
+        const auto r = call("CreateOperator", o);
+        REQUIRE(r.code() == pb::OK);
+        pb::CreateOperatorResponse out;
+        REQUIRE(out.ParseFromString(r.payload()));
+        return out.token();
+    };
+    const auto list = [&](const std::string& token) {
+        const auto r = call("ListStudios", pb::ListStudiosRequest(), token);
+        REQUIRE(r.code() == pb::OK);
+        pb::ListStudiosResponse l;
+        REQUIRE(l.ParseFromString(r.payload()));
+        return l;
+    };
+
+    // The local admin and a province operator see the config studio, with
+    // its programme, match criteria and live counters.
+    for (const auto& token : {std::string(), token_for("province", "hn")}) {
+        const auto l = list(token);
+        REQUIRE(l.studios_size() == 1);
+        const auto& s = l.studios(0);
+        CHECK(s.name() == "cfg");
+        CHECK(s.config_program() == "p");
+        CHECK(s.zone_id().empty());
+        CHECK(s.ssrc() == 7u);
+        CHECK(s.max_delay_ms() == 300);
+        CHECK(s.created_by() == "config");
+        CHECK(s.has_live());
+        CHECK_FALSE(s.receiving());
+    }
+    // A district operator does not: the studio belongs to no zone of theirs.
+    CHECK(list(token_for("district", "hn.bv")).studios_size() == 0);
+
+    // It changes only with the file: RemoveStudio says so and keeps it.
+    pb::RemoveStudioRequest rm;
+    rm.set_name("cfg");
+    const auto r = call("RemoveStudio", rm);
+    CHECK(r.code() == pb::FAILED_PRECONDITION);
+    CHECK(r.message().find("config file") != std::string::npos);
+    CHECK(engine.studio_status("cfg"));
+    rm.set_name("nope");
+    CHECK(call("RemoveStudio", rm).code() == pb::NOT_FOUND);
+    service.set_studio_control(nullptr);
 }

@@ -11,9 +11,25 @@
 // ProgrammeManager, so the arbiter moves every targeted cluster to it at the
 // next frame boundary and back to the best remaining programme when it ends.
 //
+// A live studio (a run-time studio of the Store) may follow: the programme
+// is then a studio source whose lead-in is that playlist (StudioSource::
+// set_lead_in): chime and clip play `repeats` times as above, then the
+// studio is heard, live (from the live edge, not what was said during the
+// lead-in), until the alert expires or is cancelled. With a studio and
+// neither chime nor clip the studio is heard at once. Such an alert must
+// have an expiry: it has no last play to end it, and an amplifier forced on
+// for good by a forgotten alert is worse than a refusal. The studio must be
+// in the caller's subtree and free: a studio feeds one programme at a time,
+// and an alert does not take it from a programme or another alert that
+// plays it, whatever their levels (FAILED_PRECONDITION naming the user;
+// taking it would silence that programme's other zones behind its
+// operator's back). While the studio is silent the alert plays silence (not
+// the studio's fallback clip).
+//
 // An alert ends at its expiry, after its last play when it has no expiry (or
-// when the last play comes first), on CancelAlert, or when its programme
-// disappears (e.g. stopped with StopProgramme). Ending is two steps: the
+// when the last play comes first; never for an alert with a studio), on
+// CancelAlert, or when its programme disappears (e.g. stopped with
+// StopProgramme). Ending is two steps: the
 // control side first takes it off the air (take_off_air), then commits its
 // end and forget()s it; until forget() it stays in due() so a failed commit
 // is retried on the next tick.
@@ -28,14 +44,22 @@
 // it with its event and the clip's `uses` reference). restore() restarts the
 // alerts of the Store: an alert whose expiry has passed is reported due at
 // once; the others play on until their expiry, resuming with the play that
-// was interrupted (at least one complete play).
+// was interrupted (at least one complete play); an alert with a studio
+// whose plays were all over goes straight back to the studio.
 //
 // Confirmation: a targeted cluster (enabled, in a target zone) confirms when
 // it reports playing the alert's SSRC with its amplifier on; it is offline
-// when the engine has no live report from it.
+// when the engine has no live report from it. Targeted clusters come from an
+// in-memory index of zones and enabled clusters, rebuilt (one Store scan)
+// only when Store::topology_version() moves; each alert caches its targeted
+// clusters for the index version it was computed with. Raising an alert and
+// the once-a-second check therefore read no cluster table: a cluster added
+// to (or moved into, or enabled in) a targeted zone during an alert is
+// counted from the next look on.
 //
 // Threads: the control thread (the one that owns the Store).
 
+#include <climits>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -43,6 +67,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -60,7 +85,7 @@ struct AlertRequest {
     Priority level = Priority::Emergency;
     std::vector<std::string> target_zones;
     std::int64_t clip_id = 0;  // catalogue clip, 0 = none
-    std::string studio;        // live studio after the clip (not wired yet: UNIMPLEMENTED)
+    std::string studio;        // live studio after chime and clip until the end; "" = none (needs an expiry)
     bool attention_tone = true;
     int repeats = 1;
     int interval_ms = 0;
@@ -77,16 +102,21 @@ struct ClusterLive {
 /// nullopt: the engine knows nothing live about that cluster (offline).
 using ClusterLiveFn = std::function<std::optional<ClusterLive>(const std::string& cluster_id)>;
 
+/// How many targeted clusters stand where (AlertConfirmation without the ids).
+struct AlertCounts {
+    std::size_t confirmed = 0;
+    std::size_t not_confirmed = 0;
+    std::size_t offline = 0;
+    std::size_t targeted() const noexcept { return confirmed + not_confirmed + offline; }
+    bool operator==(const AlertCounts&) const = default;
+};
+
 /// Targeted clusters by confirmation, each list ascending.
 struct AlertConfirmation {
     std::vector<std::string> confirmed;      // playing the alert's SSRC, amplifier on
     std::vector<std::string> not_confirmed;  // online, not (yet) playing it
     std::vector<std::string> offline;        // no live report
     std::size_t targeted() const noexcept { return confirmed.size() + not_confirmed.size() + offline.size(); }
-    bool same_counts(const AlertConfirmation& o) const noexcept {
-        return confirmed.size() == o.confirmed.size() && not_confirmed.size() == o.not_confirmed.size() &&
-               offline.size() == o.offline.size();
-    }
 };
 
 enum class AlertEnd : std::uint8_t {
@@ -108,6 +138,7 @@ struct AlertState {
     std::uint32_t ssrc = 0;
     bool on_air = false;
     std::uint32_t play = 0;  // 1-based play being heard, 0 before the first frame
+    bool studio_live = false;  // an alert with a studio past its lead-in: the studio is heard
 };
 
 class AlertControl {
@@ -135,10 +166,13 @@ public:
     /// Live state of clusters; unset = every cluster is offline.
     void set_cluster_live(ClusterLiveFn fn) { live_ = std::move(fn); }
 
-    /// Checks (INVALID_ARGUMENT, PERMISSION_DENIED, UNIMPLEMENTED for a
-    /// studio, UNAVAILABLE without a clip folder) and puts the alert on the
-    /// air; nothing is stored (row() gives what to store). The arbiter's and
-    /// engine's errors come back unchanged, nothing changed.
+    /// Checks (INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE without a
+    /// clip folder; for a studio: INVALID_ARGUMENT without an expiry,
+    /// NOT_FOUND when unknown, PERMISSION_DENIED outside the caller's
+    /// subtree, FAILED_PRECONDITION while it feeds a programme or another
+    /// alert) and puts the alert on the air; nothing is stored (row() gives
+    /// what to store). The arbiter's and engine's errors come back unchanged
+    /// (a studio the engine finds busy: FAILED_PRECONDITION), nothing changed.
     Result<std::uint64_t> raise(const Caller& caller, const AlertRequest& request);
     /// NOT_FOUND or PERMISSION_DENIED when `caller` may not cancel alert `id`.
     Outcome may_cancel(const Caller& caller, std::uint64_t id) const;
@@ -161,10 +195,15 @@ public:
     std::vector<AlertDue> due(std::int64_t now_unix_ms) const;
     /// The targeted clusters inside `caller`'s subtree, by confirmation.
     AlertConfirmation confirmation(std::uint64_t id, const Caller& caller) const;
+    /// The same, counts only (no cluster ids copied).
+    AlertCounts counts(std::uint64_t id, const Caller& caller) const;
+    /// How many clusters inside `caller`'s subtree the alert targets (no
+    /// live state looked at); 0 when unknown.
+    std::size_t targeted(std::uint64_t id, const Caller& caller) const;
     /// Alerts on the air whose confirmation counts changed since they were
     /// last announced (checked at most every kConfirmCheckMs, announced at
     /// most every kConfirmEventMinMs); the caller records an event for each.
-    std::vector<std::pair<std::uint64_t, AlertConfirmation>> confirmation_changes(std::int64_t now_unix_ms);
+    std::vector<std::pair<std::uint64_t, AlertCounts>> confirmation_changes(std::int64_t now_unix_ms);
 
     /// Restarts the alerts of store.alerts() (see above); returns one
     /// message per alert that could not be restarted (it is then due, Lost).
@@ -172,9 +211,19 @@ public:
     std::size_t size() const noexcept { return entries_.size(); }
 
 private:
+    static constexpr std::uint32_t kNoZone = UINT32_MAX;
+
+    /// Zones and enabled clusters as the Store had them at `version`.
+    struct TopologyIndex {
+        std::optional<std::uint64_t> version;  // nullopt: never built
+        std::unordered_map<std::string, std::uint32_t> zone_by_id;
+        std::vector<std::uint32_t> zone_parent;  // kNoZone for a root
+        std::vector<std::string> cluster_id;     // enabled clusters, ascending id
+        std::vector<std::uint32_t> cluster_zone;
+    };
     struct Entry {
         AlertRow row;
-        std::shared_ptr<PlaylistProgress> progress;
+        std::shared_ptr<PlaylistProgress> progress;  // the chime and clip plays; nullptr without
         int first_play = 0;  // plays done before this run (restore)
         std::uint32_t ssrc = 0;
         bool on_air = false;
@@ -182,14 +231,29 @@ private:
         std::string detail;
         std::int64_t last_check_ms = 0;
         std::int64_t last_announce_ms = 0;
-        std::optional<AlertConfirmation> announced;
+        std::optional<AlertCounts> announced;
+        // Indices into index_.cluster_id of the targeted clusters, valid for index_.version == targets_version.
+        mutable std::vector<std::uint32_t> targets;
+        mutable std::optional<std::uint64_t> targets_version;
     };
 
     Outcome launch(Entry& e, int first_play);
     std::vector<std::string> zones_of(const AlertRow& row) const;
     bool in_scope(const Caller& caller, const std::vector<std::string>& zones) const;
-    std::vector<std::string> targeted_clusters(const std::vector<std::string>& zones, const Caller& caller) const;
-    AlertConfirmation confirm(const Entry& e, const Caller& caller) const;
+    Outcome studio_check(const Caller& caller, const std::string& studio) const;
+    /// The index, rebuilt first when the Store's topology moved on.
+    const TopologyIndex& index() const;
+    /// True when zone `zone_id` is `root` or below it ("" root: everything).
+    bool zone_within(const std::string& zone_id, const std::string& root) const;
+    bool zone_within(std::uint32_t zone, std::uint32_t root) const noexcept;
+    /// The alert's targeted clusters (cached per index version), all of them.
+    const std::vector<std::uint32_t>& targets_of(const Entry& e) const;
+    /// Calls `f(cluster index)` for each targeted cluster inside `caller`'s subtree, ascending id.
+    template <typename F>
+    void for_each_target(const Entry& e, const Caller& caller, F&& f) const;
+    enum class Standing { Confirmed, NotConfirmed, Offline };
+    Standing standing(const Entry& e, const std::string& cluster_id) const;
+    AlertCounts count(const Entry& e, const Caller& caller) const;
     std::int64_t play_length_ms(const AlertRow& row) const;
 
     Store& store_;
@@ -199,6 +263,7 @@ private:
     ClusterLiveFn live_;
     std::uint64_t next_id_ = 1;
     std::map<std::uint64_t, Entry> entries_;
+    mutable TopologyIndex index_;
 };
 
 }  // namespace loa::engine

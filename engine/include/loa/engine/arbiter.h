@@ -97,7 +97,21 @@ public:
     /// Zones ordered so that every parent precedes its children.
     std::span<const std::uint32_t> zones_top_down() const noexcept { return top_down_; }
 
+    /// Adds a cluster at the end (index cluster_count()) or replaces the
+    /// cluster with the same id in place; every other cluster keeps its
+    /// index. Returns its index. INVALID_ARGUMENT, nothing changed, where
+    /// build() would refuse it. Cost: constant for a cluster outside
+    /// multicast groups (before and after); otherwise the topology is built
+    /// again (groups may be renumbered).
+    Result<std::uint32_t> put_cluster(ClusterSpec spec);
+    /// Removes a cluster; the last cluster takes its index, every other one
+    /// keeps its own. Returns the index it had; nullopt when unknown. Cost as
+    /// put_cluster().
+    std::optional<std::uint32_t> erase_cluster(std::string_view id);
+
 private:
+    void add_unicast_below(std::uint32_t zone, bool add) noexcept;
+
     struct Group {
         std::uint32_t zone = kNoIndex;
         std::vector<std::uint32_t> members;
@@ -220,12 +234,44 @@ public:
     /// 100 programmes on one core. Allocates only the result and scratch.
     Decision decide();
 
+    /// Adds or replaces (matched by id) one cluster and decides again. The
+    /// result is what set_topology() with the changed topology followed by
+    /// decide() would give (same assignment per cluster id, same moves, same
+    /// programme events), but when the previous decision saw the admitted
+    /// programmes as they are and the cluster is in no multicast group
+    /// (before or after), only that cluster is decided again: the snapshot
+    /// is the previous one with that cluster changed (one copy, no work per
+    /// other cluster or zone). Otherwise it is a full decide(). Cluster
+    /// indices follow Topology::put_cluster(). INVALID_ARGUMENT, nothing
+    /// changed, as Topology::build().
+    Result<Decision> put_cluster(ClusterSpec spec);
+    /// Removes one cluster and decides again, as put_cluster() (indices
+    /// follow Topology::erase_cluster(); a removed cluster is not a move).
+    /// NOT_FOUND, nothing changed, when unknown.
+    Result<Decision> erase_cluster(std::string_view id);
+    /// True when admitted programme `id` is aimed at `zone` (a zone index of
+    /// topology()) or at one of its ancestors.
+    bool aims_at(std::uint64_t id, std::uint32_t zone) const;
+
 private:
     struct Entry {
         ProgrammeSpec spec;
         std::vector<std::uint32_t> targets;  // resolved zone indices, sorted, unique
         std::optional<ProgrammeState> last;  // state at the previous decide()
     };
+
+    // Programme states and events of a decision whose slots are `ranked`;
+    // removes dropped programmes.
+    void settle(const std::vector<Entry*>& ranked, const Assignment& a, Decision& d);
+    // Best slot of the last decision for a unicast cluster outside groups.
+    std::uint32_t best_slot(std::uint32_t cluster) const noexcept;
+    // Hands out a copy of last_ with the move of `cluster` (kNoIndex: none).
+    Decision finish_incremental(std::uint32_t cluster);
+    // Snapshot edits for one cluster: out of its programme; into slot `s` by
+    // unicast (kNoIndex: nowhere); cluster `from` renumbered `to`.
+    static void detach_cluster(Assignment& a, std::uint32_t c);
+    static void attach_cluster(Assignment& a, std::uint32_t c, std::uint32_t s);
+    static void renumber_cluster(Assignment& a, std::uint32_t from, std::uint32_t to);
 
     Result<std::vector<std::uint32_t>> resolve(const ProgrammeSpec& spec) const;
     Reach reach_of(const std::vector<std::uint32_t>& targets, Outcome* refusal, std::uint64_t id) const;
@@ -237,6 +283,12 @@ private:
     std::unordered_map<std::uint64_t, Entry> programmes_;
     std::vector<std::uint64_t> last_cluster_programme_;  // by cluster index of topology_
     std::uint64_t version_ = 0;
+    // The last decision, kept up to date by put_cluster()/erase_cluster(),
+    // and its programmes by slot. Usable only while !stale_ (no programme
+    // added, removed or dropped and no set_topology() since).
+    std::unique_ptr<Assignment> last_;
+    std::vector<Entry*> ranked_;
+    bool stale_ = true;
 };
 
 }  // namespace loa::engine

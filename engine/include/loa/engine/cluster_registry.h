@@ -7,6 +7,7 @@
 // from any thread (a mutex guards the table; never taken by the media thread).
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -57,9 +58,22 @@ public:
     /// stay; listed ones that are already known keep their live state; API
     /// clusters no longer listed are forgotten. Control thread.
     void set_registered(const std::vector<std::pair<std::string, boost::asio::ip::udp::endpoint>>& clusters);
+    /// Adds one registered cluster (after the others) or updates its address
+    /// (keeping its live state). A cluster of the config is left as it is.
+    /// Control thread.
+    void register_one(const std::string& id, const boost::asio::ip::udp::endpoint& address);
+    /// Forgets one registered cluster; a cluster of the config stays.
+    /// Control thread.
+    void unregister_one(const std::string& id);
 
     std::vector<ClusterSnapshot> snapshot() const;
     std::optional<ClusterSnapshot> find(const std::string& id) const;
+    /// Calls `fn(i, state)` for every `*ids[i]` the registry knows, under one
+    /// lock for the whole batch and without copying the state (ListClusters
+    /// reads a page at a time). `fn` must be quick and must not call back
+    /// into the registry.
+    void visit(std::span<const std::string* const> ids,
+               const std::function<void(std::size_t, const ClusterSnapshot&)>& fn) const;
     std::size_t online_count() const;
     std::size_t size() const;
 
@@ -68,6 +82,7 @@ private:
     std::unordered_map<std::string, ClusterSnapshot> clusters_;
     std::vector<std::string> order_;  // configuration order, then registration order, for stable listings
     std::size_t configured_ = 0;      // the first configured_ entries of order_ come from the config
+    std::size_t online_ = 0;          // entries of clusters_ with online set (kept so GetStatus need not count)
     std::int64_t timeout_ns_;
 };
 

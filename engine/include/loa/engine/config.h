@@ -45,7 +45,8 @@ struct SourceConfig {
     // studio: a live feed declared by a [[studio]] table
     std::string studio;                             // the studio's name
     std::optional<std::filesystem::path> fallback;  // looped while the studio is silent; nullopt = silence
-    // playlist (run-time programmes only, e.g. alerts): items, repeats, interval
+    // playlist (run-time programmes only, e.g. alerts): items, repeats, interval;
+    // given with type Studio it is the studio's lead-in, played before the live feed
     std::shared_ptr<const PlaylistSpec> playlist;
 };
 
@@ -138,6 +139,8 @@ struct EngineSettings {
     std::optional<std::filesystem::path> state_dir;
     /// IANA time zone of schedules created without one.
     std::string time_zone = "Asia/Ho_Chi_Minh";
+    /// Days the as-run log keeps a play after its end (0 = for ever).
+    int asrun_retention_days = 400;
 };
 
 /// [control]: the control socket (used only when engine.state_dir is set).

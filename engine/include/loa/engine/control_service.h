@@ -29,6 +29,7 @@ class ProgrammeControl;
 class AlertControl;
 class StudioControl;
 class ScheduleControl;
+class AsRunRecorder;
 
 /// Who is at the other end of a connection.
 struct PeerInfo {
@@ -41,6 +42,9 @@ struct PeerInfo {
 using StatsProvider = std::function<loa::engine::v1::EngineStats()>;
 /// Live state of one cluster, when the engine has heard from it.
 using LiveStateProvider = std::function<std::optional<loa::engine::v1::ClusterState>(const std::string& id)>;
+/// Live state of a page of clusters at once (ListClusters): sets `live` on
+/// each of `clusters` the engine knows (by id), leaving the others as they are.
+using LiveStatesProvider = std::function<void(std::span<loa::control::v1::Cluster* const> clusters)>;
 /// Told the seq of every event committed to the store.
 using EventListener = std::function<void(std::uint64_t seq)>;
 /// Periodic work on the control thread (alert expiry, later schedules);
@@ -66,11 +70,15 @@ public:
 
     void set_stats_provider(StatsProvider p) { stats_ = std::move(p); }
     void set_live_state_provider(LiveStateProvider p) { live_ = std::move(p); }
+    /// ListClusters uses it, when given, instead of one LiveStateProvider
+    /// call per row.
+    void set_live_states_provider(LiveStatesProvider p) { live_page_ = std::move(p); }
     void set_event_listener(EventListener l) { listener_ = std::move(l); }
     /// Run-time programmes (StartProgramme, StopProgramme, ListProgrammes;
     /// control_programmes.cpp). nullptr (the default): those calls are
-    /// UNAVAILABLE.
-    void set_programme_control(ProgrammeControl* p) { programmes_ = p; }
+    /// UNAVAILABLE. The first non-null call adds a tick hook that commits the
+    /// end of programmes their preemption policy dropped.
+    void set_programme_control(ProgrammeControl* p);
     /// Emergency alerts (RaiseAlert, CancelAlert, ListAlerts, GetAlertStatus;
     /// control_alerts.cpp). nullptr (the default): those calls are
     /// UNAVAILABLE. The service gives it the live state provider.
@@ -85,6 +93,11 @@ public:
     /// runs the schedules' windows (ScheduleControl::poll) and commits what
     /// they did.
     void set_schedule_control(ScheduleControl* s);
+    /// The as-run log's recorder (control_asrun.cpp): ListAsRun writes what
+    /// it holds before answering. The service gives it the live state
+    /// provider; the first non-null call adds a tick hook that runs
+    /// AsRunRecorder::tick. ListAsRun works without one (it reads the Store).
+    void set_asrun_recorder(AsRunRecorder* r);
 
     /// Periodic work, called by the control server every ~100 ms: ends
     /// alerts that are due (expiry, last play), announces changes of their
@@ -164,6 +177,12 @@ private:
     /// done marks). Throws ControlError when a commit fails (the rest stays
     /// queued for the next tick).
     void tick_schedules(std::int64_t now_unix_ms);
+    /// Deletes the rows of programmes dropped by their preemption policy
+    /// (control_programmes.cpp), with a PROGRAMME_STOPPED event each. Throws
+    /// ControlError when a commit fails (retried on the next tick).
+    void tick_programmes(std::int64_t now_unix_ms);
+    // As-run log (control_asrun.cpp).
+    std::string list_asrun(const Caller&, const std::string&);
     // Clips (control_clips.cpp).
     void open_clip_catalog();
     std::string begin_clip_upload(const Caller&, const std::string&);
@@ -177,6 +196,13 @@ private:
     unsigned engine_uid_;
     StatsProvider stats_;
     LiveStateProvider live_;
+    LiveStatesProvider live_page_;
+    std::vector<char> list_arena_block_;  // first block of ListClusters' arena, reused call after call
+    // Tokens verified against the store, by token hash; forgotten as soon as
+    // the store changes (Store::change_count), so a revoked token fails on
+    // the very next request.
+    mutable std::unordered_map<std::string, Caller> token_cache_;
+    mutable std::uint64_t token_cache_changes_ = 0;
     EventListener listener_;
     std::unordered_map<std::string, Handler> handlers_;
     ProgrammeControl* programmes_ = nullptr;
@@ -184,6 +210,9 @@ private:
     StudioControl* studios_ = nullptr;
     ScheduleControl* schedules_ = nullptr;
     bool schedule_hook_added_ = false;
+    bool programme_hook_added_ = false;
+    AsRunRecorder* asrun_ = nullptr;
+    bool asrun_hook_added_ = false;
     std::vector<TickHook> tick_hooks_;
     std::string tick_error_;  // last tick failure logged (logged again only when it changes)
     std::unique_ptr<ClipCatalog> clips_;

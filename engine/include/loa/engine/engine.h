@@ -111,6 +111,12 @@ public:
     void set_registered_clusters(const std::vector<std::pair<std::string, boost::asio::ip::udp::endpoint>>& clusters) {
         registry_.set_registered(clusters);
     }
+    /// Control thread. Adds or updates one of them (ClusterRegistry::register_one).
+    void set_registered_cluster(const std::string& id, const boost::asio::ip::udp::endpoint& address) {
+        registry_.register_one(id, address);
+    }
+    /// Control thread. Forgets one of them (ClusterRegistry::unregister_one).
+    void unregister_cluster(const std::string& id) { registry_.unregister_one(id); }
     const IngressCounters& ingress() const noexcept { return ingress_; }
     const IngestCounters& ingest() const noexcept { return ingest_; }
     transport::FanoutStats fanout_stats() const noexcept;
@@ -129,8 +135,18 @@ public:
     /// removed. Throws std::runtime_error when all kMaxRuntimeProgrammes
     /// groups are taken or a source cannot be made (unknown studio, a studio
     /// of the config, a studio already feeding a programme), codecs::Error on
-    /// an encoder it cannot make.
-    std::uint32_t add_programme(const ProgramConfig& config);
+    /// an encoder it cannot make. `paused`: it starts paused
+    /// (set_programme_paused), so no frame is pulled before it is resumed.
+    std::uint32_t add_programme(const ProgramConfig& config, bool paused = false);
+    /// Control thread. Pauses or resumes a run-time programme at the media
+    /// thread's next frame (Program::set_paused: nothing pulled or sent while
+    /// paused; it resumes where it stopped). False when `group` is not a
+    /// run-time programme.
+    bool set_programme_paused(std::uint32_t group, bool paused);
+    /// Control thread. Asks a run-time programme's sources to play from
+    /// their start again (Program::rewind). False when `group` is not a
+    /// run-time programme or none of its sources can.
+    bool rewind_programme(std::uint32_t group);
     /// Control thread. Clears the programme's destinations and asks the media
     /// thread to drop it at its next frame boundary; the programme is freed
     /// by the control thread later (collect_programmes()). False when `group`

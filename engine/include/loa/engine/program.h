@@ -37,6 +37,7 @@ struct ProgramCounters {
     std::atomic<std::uint64_t> frames_dropped{0};  // no free packet slot or a shard queue full
     std::atomic<std::uint64_t> frames_late{0};     // produced more than one period after their deadline
     std::atomic<std::uint64_t> frames_skipped{0};  // never produced: the media thread fell too far behind
+    std::atomic<std::uint64_t> frames_paused{0};   // frame times passed while paused (nothing pulled or sent)
     std::atomic<std::uint64_t> sr_sent{0};
     std::atomic<std::uint64_t> packets_sent{0};    // RTP packets submitted (per programme, not per destination)
     std::atomic<std::uint64_t> octets_sent{0};     // RTP payload octets (for the SR)
@@ -62,6 +63,18 @@ public:
     void skip_frames(std::uint64_t frames) noexcept;
     /// Media thread. Counts a frame produced more than a period late.
     void count_late() noexcept { counters_.frames_late.fetch_add(1, std::memory_order_relaxed); }
+
+    /// Any thread; takes effect at the next produce_frame(). While paused a
+    /// frame pulls no source (each gets Source::hold() instead), encodes and
+    /// sends nothing, and is counted in frames_paused; the RTP clock moves on,
+    /// so the first packet after the pause carries its real time, the next
+    /// sequence number and the marker bit (a new talkspurt). Sources resume
+    /// where they stopped.
+    void set_paused(bool paused) noexcept { paused_.store(paused, std::memory_order_release); }
+    bool paused() const noexcept { return paused_.load(std::memory_order_acquire); }
+    /// Control thread. Asks every source to go back to its start
+    /// (Source::rewind()); true when at least one will.
+    bool rewind();
 
     const ProgramConfig& config() const noexcept { return config_; }
     std::uint32_t group() const noexcept { return group_; }
@@ -89,6 +102,8 @@ private:
     std::uint32_t timestamp_;
     std::uint64_t frame_count_ = 0;
     bool first_packet_ = true;
+    bool resumed_ = false;  // media thread: the next packet is the first after a pause
+    std::atomic<bool> paused_{false};
     std::array<std::uint8_t, kAlertElementSize> alert_element_{};  // kAlertExtensionId bytes (alert programmes only)
     ProgramCounters counters_;
 };

@@ -49,6 +49,10 @@ struct ProgrammeRequest {
     std::string studio;
     std::int64_t clip_id = 0;  // catalogue clip
     bool loop = false;          // clips: false = play once, then silence until stopped
+    /// Clips: what happens while every cluster it reaches hears a higher
+    /// programme (pause and resume, pause and restart, drop). Live sources
+    /// run on unheard whatever it says.
+    PreemptPolicy on_preempt = PreemptPolicy::Pause;
 };
 
 class ProgrammeControl {
@@ -63,11 +67,23 @@ public:
     /// Call after every committed change of zones or clusters; a call when
     /// no zone or cluster was written since the last one does nothing.
     Outcome refresh_topology();
+    /// Call instead of refresh_topology() after a committed change of one
+    /// cluster (registered, enabled, disabled, re-addressed, removed): when
+    /// that was the only zone or cluster write since the last refresh
+    /// (Store::topology_version() one above the one applied), only this
+    /// cluster is re-read and handed over (ProgrammeManager::put_cluster /
+    /// remove_cluster); otherwise, or if that fails, it is refresh_topology().
+    Outcome refresh_cluster(const std::string& id);
 
     Result<std::uint64_t> start(const Caller& caller, const ProgrammeRequest& request);
     /// Whether `caller` may stop programme `id` (NOT_FOUND, PERMISSION_DENIED).
     Outcome may_stop(const Caller& caller, std::uint64_t id) const;
     Outcome stop(const Caller& caller, std::uint64_t id);
+    /// Rows of programmes started here that the arbiter dropped (policy
+    /// Drop, fully preempted); each stays listed until forget(). The caller
+    /// deletes its Store row (and its clip reference) and then forgets it.
+    std::vector<ProgrammeRow> dropped() const;
+    void forget(std::uint64_t id) { rows_.erase(id); }
     /// The Store row of a running programme.
     std::optional<ProgrammeRow> row(std::uint64_t id) const;
     /// The catalogue clip a programme row plays, if any.

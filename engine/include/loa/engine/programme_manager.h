@@ -9,11 +9,24 @@
 // programme each cluster hears and publishes each programme's destination
 // set to the fan-out (one swap per group). Sets that lose clusters are
 // swapped before sets that gain them, so a moving cluster may miss a frame
-// but never hears two programmes at once.
+// but never hears two programmes at once. A change of one cluster
+// (put_cluster, remove_cluster) is decided for that cluster alone and
+// republishes only the sets it leaves and joins; a new zone tree
+// (set_topology) is decided for every cluster.
+//
+// Preemption: a clip programme (kind Clip) whose every reachable cluster
+// hears another programme is paused in the engine (Engine::
+// set_programme_paused: its sources are not pulled and nothing is sent) and
+// resumed where it stopped as soon as one cluster comes back; with policy
+// Restart its sources are rewound while it is paused (sources that cannot
+// rewind, e.g. playlists, resume instead); with policy Drop it is removed
+// (ProgrammeObserver::on_stopped). A clip partly preempted plays on for the
+// clusters it keeps. A clip starts paused and is resumed by the decision
+// that admits it unless that decision holds it (fully preempted from the
+// start). Live programmes are never paused: they run on unheard.
 //
 // Not yet: multicast delivery (clusters are served by unicast only; a cluster
-// without an address is unreachable), pausing a clip that is fully preempted
-// (it plays on unheard), studio sources (Engine::add_programme refuses them).
+// without an address is unreachable).
 //
 // Threads: the control thread only (the one that owns the Engine's control
 // side).
@@ -52,6 +65,7 @@ struct RuntimeProgramme {
     int ptime_ms = 20;
     int bitrate_bps = 64000;
     std::optional<AlertSignal> alert;  // alert programmes: amplifier on, forced volume
+    PreemptPolicy policy = PreemptPolicy::Pause;  // clips: what a full preemption does
 };
 
 struct ProgrammeInfo {
@@ -63,6 +77,24 @@ struct ProgrammeInfo {
     std::optional<ProgrammeState> state;  // at the last decision
     std::uint32_t listeners = 0;          // clusters hearing it
     std::uint32_t targeted = 0;           // clusters in its target zones
+    ProgrammeKind kind = ProgrammeKind::Live;
+    PreemptPolicy policy = PreemptPolicy::Pause;
+    bool paused = false;                  // held by the engine (a fully preempted clip)
+};
+
+/// Told what a ProgrammeManager did, synchronously on its (control) thread;
+/// the as-run log (asrun.h) is one. An observer must not call the manager's
+/// mutating methods from these.
+class ProgrammeObserver {
+public:
+    virtual ~ProgrammeObserver() = default;
+    /// A programme was admitted and built; the decision that places it follows.
+    virtual void on_started(const ProgrammeInfo& info) = 0;
+    /// A programme left (stop(), or dropped by the arbiter's policy); the
+    /// decision without it follows.
+    virtual void on_stopped(std::uint64_t id) = 0;
+    /// A decision was published; its cluster indices are those of `topology`.
+    virtual void on_decided(const Assignment& assignment, const Topology& topology) = 0;
 };
 
 class ProgrammeManager {
@@ -76,6 +108,18 @@ public:
     /// Replaces zones and clusters (INVALID_ARGUMENT from Topology::build,
     /// nothing changed) and re-decides.
     Outcome set_topology(std::vector<ZoneSpec> zones, std::vector<RuntimeCluster> clusters);
+    /// Adds a cluster, or changes the one with the same id (zone, address;
+    /// nullopt address = unreachable, e.g. disabled), and decides again for
+    /// it alone (Arbiter::put_cluster): the result is the one set_topology()
+    /// with the changed cluster list would give, but only the destination
+    /// sets it leaves and joins are republished (the one it leaves first) and
+    /// the engine's registry changes for that cluster only. INVALID_ARGUMENT
+    /// (empty id, unknown zone), nothing changed.
+    Outcome put_cluster(RuntimeCluster cluster);
+    /// Removes a cluster, as put_cluster(). NOT_FOUND when unknown.
+    Outcome remove_cluster(const std::string& id);
+    /// Clusters in topology index order (Arbiter::topology()).
+    const std::vector<RuntimeCluster>& clusters() const noexcept { return clusters_; }
 
     /// Admits the programme (arbiter checks), builds it in the engine and
     /// re-decides. Errors, nothing changed: the arbiter's (INVALID_ARGUMENT,
@@ -94,6 +138,11 @@ public:
     const Assignment* assignment() const noexcept { return current_.get(); }
     /// Engine fan-out group of a programme (tests, stats).
     std::optional<std::uint32_t> group_of(std::uint64_t id) const;
+    /// The destination set last published for a programme, sorted (tests,
+    /// stats); empty when unknown.
+    std::vector<boost::asio::ip::udp::endpoint> destinations(std::uint64_t id) const;
+    /// Who is told of starts, stops and decisions (nullptr: nobody). Not owned.
+    void set_observer(ProgrammeObserver* observer) noexcept { observer_ = observer; }
 
 private:
     struct Entry {
@@ -102,14 +151,33 @@ private:
         std::uint32_t ssrc = 0;
         std::uint32_t targeted = 0;
         std::vector<boost::asio::ip::udp::endpoint> destinations;  // published, sorted
+        bool paused = false;                                       // as last told to the engine
+    };
+    // Where one cluster's packets went before a change and go after it.
+    struct Hearing {
+        std::uint64_t programme = 0;  // 0 = none
+        std::optional<boost::asio::ip::udp::endpoint> address;  // set when it is sent to
+    };
+    struct ClusterChange {
+        std::uint32_t index = kNoIndex;  // after the change; kNoIndex = removed
+        Hearing before;
     };
     void apply();
+    // Publishes a decision: drops, destination sets (all of them, or only
+    // those `change` touches), pauses and resumes, then the observer.
+    void commit(Decision decision, const ClusterChange* change);
+    Hearing hearing(const Assignment* a, std::uint32_t index) const;
+    void set_paused(Entry& e, bool paused);
+    // Adjusts every programme's targeted count for one cluster leaving
+    // (`add` false) or joining zone `zone_id`.
+    void count_targeted(const std::string& zone_id, bool add);
 
     Engine& engine_;
     Arbiter arbiter_;
     std::vector<RuntimeCluster> clusters_;  // topology index order
     std::map<std::uint64_t, Entry> entries_;
     std::unique_ptr<const Assignment> current_;
+    ProgrammeObserver* observer_ = nullptr;
 };
 
 }  // namespace loa::engine

@@ -32,6 +32,14 @@ public:
     /// silence when it has none. Returns false once the source has ended for
     /// good (a clip played once), true otherwise.
     virtual bool render(std::span<float> out) noexcept = 0;
+    /// Media thread, in place of render() while its programme is paused: the
+    /// source keeps its place and pulls nothing (a rewind asked for meanwhile
+    /// may take effect). The default does nothing.
+    virtual void hold() noexcept {}
+    /// Control thread. Asks the source to play from its start again, from
+    /// its next render(); false when it cannot (the default: it carries on
+    /// from where it is).
+    virtual bool rewind() { return false; }
     virtual const std::string& description() const noexcept = 0;
     const SourceCounters& counters() const noexcept { return counters_; }
 
@@ -53,7 +61,10 @@ private:
 
 /// A clip file decoded by its own thread into a bounded frame ring that the
 /// media thread drains. If the file cannot be read the source stays silent
-/// and error() says why; the programme plays on.
+/// and error() says why; the programme plays on. It can be rewound: the
+/// decoder goes back to the start of the file (also after the end of a clip
+/// played once) and the media thread skips the frames decoded before, so
+/// the next frame played is the clip's first.
 class ClipSource final : public Source {
 public:
     /// `frame_samples`: one packet time at 48 kHz. `ring_frames`: how far
@@ -64,15 +75,25 @@ public:
     ClipSource& operator=(const ClipSource&) = delete;
 
     bool render(std::span<float> out) noexcept override;
+    /// Media thread: applies a rewind the decoder has done, pulls nothing.
+    void hold() noexcept override;
+    /// False when the file could not be opened.
+    bool rewind() override;
     const std::string& description() const noexcept override { return description_; }
     /// Empty while the clip is readable; else the decoder's error message.
     /// Control thread; valid once ready() is true.
     std::string error() const;
     /// True once the decoder has opened the file (or failed to).
     bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
+    /// Frames of the clip played since its start (or its last rewind; a
+    /// looping clip counts on across loops). Any thread.
+    std::uint64_t position() const noexcept { return position_.load(std::memory_order_relaxed); }
 
 private:
     void decode_loop();
+    // Media thread: skips the frames decoded before the last rewind done;
+    // false while a rewind asked for is not done yet.
+    bool catch_up_rewind() noexcept;
 
     std::filesystem::path path_;
     bool loop_;
@@ -87,6 +108,12 @@ private:
     std::atomic<bool> finished_{false};  // decoder reached the end (not looping) or failed
     std::atomic<bool> ready_{false};
     std::atomic<bool> stop_{false};
+    std::atomic<bool> opened_{false};              // the decoder has the file open
+    std::atomic<std::uint32_t> rewinds_asked_{0};  // control thread
+    std::atomic<std::uint32_t> rewinds_done_{0};   // decoder
+    std::atomic<std::uint64_t> rewind_from_{0};    // decoder: first frame decoded after the last rewind
+    std::uint32_t rewinds_seen_ = 0;               // media thread
+    std::atomic<std::uint64_t> position_{0};       // media thread writes
     std::thread thread_;
 };
 

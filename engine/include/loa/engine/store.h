@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "loa/engine/auth.h"
@@ -41,6 +42,17 @@ struct ClusterRow {
     std::string zone_id;
     std::string address;          // may be empty
     std::string multicast_group;  // may be empty
+    bool enabled = true;
+};
+
+/// A cluster row as the query yields it, without copies: the views are valid
+/// only during the callback that receives it (Store::for_each_cluster).
+struct ClusterRowView {
+    std::string_view id;
+    std::string_view name;
+    std::string_view zone_id;
+    std::string_view address;
+    std::string_view multicast_group;
     bool enabled = true;
 };
 
@@ -92,6 +104,7 @@ struct ProgrammeRow {
     std::uint64_t sequence = 0;
     std::int64_t created_unix_ms = 0;
     std::string created_by;
+    int preempt_policy = 0;   // loa::engine::PreemptPolicy (schema v10)
 };
 
 /// An alert that has not ended yet (schema v6); restored on start and
@@ -159,10 +172,30 @@ struct ScheduleRow {
     std::string created_by;
 };
 
+/// One play of a programme in one of its target zones (schema v9, the as-run
+/// log; asrun.h writes it).
+struct AsRunRow {
+    std::int64_t id = 0;  // assigned by insert_asrun
+    std::uint64_t programme_id = 0;
+    std::string kind;  // "programme", "alert" or "schedule"
+    std::string name;
+    std::string zone_id;
+    int level = 0;  // loa::engine::Priority
+    std::uint32_t ssrc = 0;
+    std::int64_t start_unix_ms = 0;
+    std::optional<std::int64_t> end_unix_ms;  // nullopt while on the air
+    std::string end_reason;
+    std::string preempted_by;  // names, "; "-separated, in order of first preemption
+    std::int64_t preempted_ms = 0;
+    std::uint32_t targeted = 0;
+    std::uint32_t confirmed = 0;
+    std::int64_t last_seen_unix_ms = 0;  // last time the engine wrote it while on the air
+};
+
 class Store {
 public:
     /// Schema version this build writes; older databases are migrated on open.
-    static constexpr int kSchemaVersion = 8;
+    static constexpr int kSchemaVersion = 10;
     /// Events kept for WatchEvents resume; older ones are pruned.
     static constexpr std::int64_t kEventRetention = 10000;
 
@@ -180,6 +213,10 @@ public:
     /// Runs `body` in one IMMEDIATE transaction and commits; rolls back and
     /// rethrows when `body` or the commit throws.
     void write(const std::function<void()>& body);
+    /// Goes up with every write() and every operator inserted or deleted
+    /// (even when rolled back), so a cache of what the database says (the
+    /// control service's verified tokens) knows when to forget it.
+    std::uint64_t change_count() const noexcept { return change_count_; }
 
     // Zones.
     std::optional<ZoneRow> zone(const std::string& id) const;
@@ -202,6 +239,10 @@ public:
     std::optional<ClusterRow> cluster(const std::string& id) const;
     /// Clusters in the subtree of `root` (empty = all) with id > after_id, ordered by id.
     std::vector<ClusterRow> clusters(const std::string& root, const std::string& after_id, std::size_t limit) const;
+    /// The rows clusters() would return, handed to `fn` one at a time as they
+    /// are read (no row is copied; ListClusters builds its page from them).
+    void for_each_cluster(const std::string& root, const std::string& after_id, std::size_t limit,
+                          const std::function<void(const ClusterRowView&)>& fn) const;
     void insert_cluster(const ClusterRow& c);
     void update_cluster(const ClusterRow& c);
     void delete_cluster(const std::string& id);
@@ -243,6 +284,25 @@ public:
     void delete_schedule(std::uint64_t id);  // and its items
     void set_schedule_done(std::uint64_t id, std::int64_t start_unix_ms);
 
+    // As-run log (defined in store_asrun.cpp).
+    /// Inserts (inside write()) and returns the new id.
+    std::int64_t insert_asrun(const AsRunRow& r);
+    /// Rewrites what changes during a play (end, reason, preemption, counts,
+    /// last seen) of row r.id.
+    void update_asrun(const AsRunRow& r);
+    /// Marks every open row as seen at `unix_ms` (inside write()).
+    void touch_open_asrun(std::int64_t unix_ms);
+    /// Closes every open row at its last seen time (never before its start)
+    /// with `reason`; returns how many (inside write()).
+    std::int64_t close_open_asrun(const std::string& reason);
+    /// Rows whose play overlaps [from_unix_ms, to_unix_ms) (an open row counts
+    /// as going on), in the subtree of zone `root` (empty = every row), with
+    /// id > after_id, by id, at most `limit`.
+    std::vector<AsRunRow> asrun(std::int64_t from_unix_ms, std::int64_t to_unix_ms, const std::string& root,
+                                std::int64_t after_id, std::size_t limit) const;
+    /// Deletes closed rows that ended before `unix_ms`; returns how many (inside write()).
+    std::int64_t prune_asrun(std::int64_t before_unix_ms);
+
     // Clips (defined in store_clips.cpp).
     std::optional<ClipRow> clip(std::int64_t id) const;
     /// The clip of `zone_id` (empty = global) with this content, if any.
@@ -279,6 +339,7 @@ public:
 private:
     void migrate();
     std::uint64_t topology_version_ = 0;
+    std::uint64_t change_count_ = 0;
 
     std::filesystem::path path_;
     std::unique_ptr<sql::Database> db_;

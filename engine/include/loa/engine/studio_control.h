@@ -50,6 +50,7 @@ struct StudioView {
     std::optional<StudioStatus> status;  // nullopt: not in the engine (e.g. it could not be added)
     loa::engine::v1::StudioStats stats;  // latched address, ingest and playout counters
     std::uint64_t programme_id = 0;      // run-time programme (Store row) playing it; 0 = none
+    std::string config_program;          // a studio of the config file: the programme it feeds
 };
 
 class StudioControl {
@@ -76,7 +77,9 @@ public:
     /// when the row's commit failed). Unknown names are ignored.
     void remove(const std::string& name);
 
-    /// The studios of the caller's subtree, ordered by name, with live state.
+    /// The studios of the caller's subtree, ordered by name, with live state;
+    /// for a caller whose scope is a whole tree (no zone, or a zone without
+    /// a parent) also the config file's studios bound to a config programme.
     std::vector<StudioView> list(const Caller& caller) const;
     /// One studio with its live state (no scope check).
     std::optional<StudioView> view(const std::string& name) const;

@@ -15,6 +15,12 @@
 // by a programme that read the same studio before) are skipped: a new
 // programme starts from the live edge.
 //
+// Lead-in (set_lead_in(), e.g. an alert's attention chime and message): a
+// source played first, until its render() returns false; the studio is
+// heard from the next frame on. Meanwhile the feed is still drained and the
+// studio's playout kept running at the live edge, unheard: what the studio
+// said during the lead-in is not replayed later.
+//
 // Threads: constructed and destroyed on the control thread; render() only on
 // the media thread (the StudioFeed's consumer): no allocation, no locks, no
 // blocking. Counters and the Playout's stats from any thread.
@@ -42,6 +48,8 @@ struct StudioSourceCounters {
     std::atomic<std::uint64_t> malformed{0};        // queued packets that did not parse (not expected)
     std::atomic<std::uint64_t> stale{0};            // queued before this source existed (left by a former consumer): skipped
     std::atomic<bool> live{false};                  // playing the live feed now
+    std::atomic<std::uint64_t> lead_in_frames{0};   // frames of the lead-in (studio unheard meanwhile)
+    std::atomic<bool> lead_in_done{false};          // the lead-in has ended (false while it plays or without one)
 };
 
 class StudioSource final : public Source {
@@ -61,9 +69,16 @@ public:
     StudioSource(const StudioSource&) = delete;
     StudioSource& operator=(const StudioSource&) = delete;
 
+    /// Control thread, before the source is handed to the media thread.
+    /// `lead_in` plays before the studio (see above); nullptr = none.
+    void set_lead_in(std::unique_ptr<Source> lead_in) noexcept { lead_in_ = std::move(lead_in); }
+    /// The lead-in source, or nullptr (any thread; it is never replaced while rendering).
+    const Source* lead_in() const noexcept { return lead_in_.get(); }
+
     /// Media thread. Drains the feed into the Playout, then renders one
     /// block (at most `frame_samples`; the rest of a longer `out` is
-    /// silence). Always returns true: a studio never ends.
+    /// silence): the lead-in while it lasts, then the studio. Always returns
+    /// true: a studio never ends.
     bool render(std::span<float> out) noexcept override;
     const std::string& description() const noexcept override { return description_; }
 
@@ -83,6 +98,8 @@ private:
     const Clock& clock_;
     std::unique_ptr<Playout> playout_;
     std::unique_ptr<Source> fallback_;
+    std::unique_ptr<Source> lead_in_;  // played first; kept (not freed) on the media thread once ended
+    bool lead_in_over_ = false;        // media thread
     std::int64_t silent_after_ns_;
     std::string description_;
     std::vector<float> scratch_;  // one frame: the other side of a crossfade
