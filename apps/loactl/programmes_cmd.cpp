@@ -56,6 +56,12 @@ void add_programmes_commands(CLI::App& app, ProgrammesCommands& cmds) {
                      "stopped), restart (pause, then play from the start) or drop (stop for good)")
         ->check(CLI::IsMember({"resume", "restart", "drop"}))
         ->capture_default_str();
+    cmds.start->add_option("--background-clip", cmds.background_clip_id,
+                           "a catalogue clip looped under the source as background music");
+    cmds.start
+        ->add_option("--duck-db", cmds.duck_db,
+                     "with --background-clip: how far the music dips while the source carries voice (-60..0)")
+        ->check(CLI::Range(-60.0, 0.0));
     cmds.stop = p->add_subcommand("stop", "stop a programme");
     cmds.stop->add_option("id", cmds.id, "programme id")->required();
     cmds.list = p->add_subcommand("list", "programmes in your scope with their state");
@@ -82,6 +88,8 @@ int run_programmes_command(const ProgrammesCommands& cmds, loa::engine::ControlC
         } else {
             req.set_preempt_policy(pb::PREEMPT_RESUME);
         }
+        req.set_background_clip_id(static_cast<std::uint64_t>(cmds.background_clip_id));
+        req.set_duck_db(cmds.duck_db);
         if (cmds.clip_id != 0) {
             req.set_clip_id(static_cast<std::uint64_t>(cmds.clip_id));
         } else if (!cmds.clip.empty()) {

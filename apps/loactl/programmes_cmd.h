@@ -25,6 +25,8 @@ struct ProgrammesCommands {
     std::string clip;
     bool loop = false;
     std::string on_preempt = "resume";
+    std::int64_t background_clip_id = 0;
+    double duck_db = 0.0;
     std::string studio;
     std::uint64_t id = 0;
     bool parsed() const { return start->parsed() || stop->parsed() || list->parsed(); }

@@ -258,6 +258,7 @@ SourceConfig read_source(TableReader& r, const std::filesystem::path& base_dir, 
     SourceConfig s;
     const auto type = r.required_string("type");
     if (auto v = r.number("gain_db", -60.0, 24.0)) s.gain_db = *v;
+    if (auto v = r.number("duck_db", -60.0, 0.0)) s.duck_db = *v;
     if (type == "tone") {
         s.type = SourceConfig::Type::Tone;
         if (auto v = r.number("frequency", 20.0, 20000.0)) s.frequency_hz = *v;
@@ -346,6 +347,16 @@ ProgramConfig read_program(TableReader& r, const std::string& file, const std::f
         }
     }
     if (p.sources.empty()) r.fail("source", "a programme needs at least one [[program.source]]");
+    // A bed (duck_db < 0) dips under the programme's other sources: without
+    // one it would never move, which is a mistake in the config.
+    const bool has_voice =
+        std::any_of(p.sources.begin(), p.sources.end(), [](const SourceConfig& s) { return s.duck_db >= 0.0; });
+    for (std::size_t i = 0; i < p.sources.size() && !has_voice; ++i) {
+        if (p.sources[i].duck_db < 0.0) {
+            r.fail("source[" + std::to_string(i) + "].duck_db",
+                   "a ducked source needs another, non-ducked source in the same programme to dip under");
+        }
+    }
     r.reject_unknown();
     return p;
 }

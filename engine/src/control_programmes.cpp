@@ -1,6 +1,8 @@
 // StartProgramme, StopProgramme, ListProgrammes: the Control service's side
 // of run-time programmes (scope checks and playback in ProgrammeControl).
 
+#include <cstdint>
+
 #include "loa/control/v1/control.pb.h"
 #include "loa/engine/control_service.h"
 #include "loa/engine/programme_control.h"
@@ -58,6 +60,11 @@ std::string ControlService::start_programme(const Caller& caller, const std::str
     r.level = static_cast<Priority>(level - 1);
     r.target_zones.assign(req.zone_ids().begin(), req.zone_ids().end());
     r.loop = req.loop();
+    if (req.background_clip_id() > static_cast<std::uint64_t>(INT64_MAX)) {
+        fail(RpcCode::InvalidArgument, "background_clip_id out of range");
+    }
+    r.background_clip_id = static_cast<std::int64_t>(req.background_clip_id());
+    r.duck_db = req.duck_db();
     switch (req.preempt_policy()) {
         case pb::PREEMPT_RESUME: r.on_preempt = PreemptPolicy::Pause; break;
         case pb::PREEMPT_RESTART: r.on_preempt = PreemptPolicy::Restart; break;
@@ -99,6 +106,7 @@ std::string ControlService::start_programme(const Caller& caller, const std::str
                 store_.insert_programme(*row);
                 // The clip cannot be deleted while a programme plays it.
                 if (const auto clip = ProgrammeControl::clip_of(*row)) store_.add_clip_uses(*clip, 1);
+                if (row->background_clip_id != 0) store_.add_clip_uses(row->background_clip_id, 1);
             }
             seq = add_event(pb::PROGRAMME_STARTED, "programme/" + std::to_string(id.value()),
                         r.target_zones.size() == 1 ? r.target_zones.front() : std::string(),
@@ -127,6 +135,7 @@ std::string ControlService::stop_programme(const Caller& caller, const std::stri
         store_.delete_programme(req.id());
         if (row) {
             if (const auto clip = ProgrammeControl::clip_of(*row)) store_.add_clip_uses(*clip, -1);
+            if (row->background_clip_id != 0) store_.add_clip_uses(row->background_clip_id, -1);
         }
         seq = add_event(pb::PROGRAMME_STOPPED, "programme/" + std::to_string(req.id()), {},
                         who_is(caller) + " stopped programme " + std::to_string(req.id()));
@@ -177,6 +186,7 @@ void ControlService::tick_programmes(std::int64_t) {
         store_.write([&] {
             store_.delete_programme(row.id);
             if (clip) store_.add_clip_uses(*clip, -1);
+            if (row.background_clip_id != 0) store_.add_clip_uses(row.background_clip_id, -1);
             seq = add_event(pb::PROGRAMME_STOPPED, "programme/" + std::to_string(row.id), zone,
                             "programme " + std::to_string(row.id) + " ('" + row.name +
                                 "') dropped: every cluster it reached was preempted (policy drop)");

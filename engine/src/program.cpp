@@ -11,6 +11,9 @@
 namespace loa::engine {
 
 namespace {
+// A voice source's frame above this RMS level (dBFS) ducks the beds.
+constexpr double kDuckThresholdDbfs = DuckerConfig{}.threshold_dbfs;
+
 codecs::OpusEncoderConfig encoder_config(const ProgramConfig& c) {
     codecs::OpusEncoderConfig e;
     e.bitrate_bps = c.bitrate_bps;
@@ -32,10 +35,20 @@ Program::Program(const ProgramConfig& config, std::uint32_t group, std::string c
       encoder_(encoder_config(config)),
       mix_(frame_samples_),
       scratch_(frame_samples_),
+      ramp_(frame_samples_),
       opus_(codecs::kMaxOpusPacketBytes) {
     for (const auto& s : config_.sources) {
         sources_.push_back(make_source(s, frame_samples_, sources));
         gains_.push_back(static_cast<float>(codecs::db_to_gain(s.gain_db)));
+        if (s.duck_db < 0.0) {
+            beds_.push_back(gains_.size() - 1);
+            DuckerConfig d;
+            d.duck_db = s.duck_db;
+            d.sample_rate = codecs::kSampleRate;
+            duckers_.emplace_back(d);
+        } else {
+            voices_.push_back(gains_.size() - 1);
+        }
     }
     if (config_.alert) alert_element_ = encode_alert_element(*config_.alert);
     std::random_device rd;
@@ -69,9 +82,17 @@ void Program::produce_frame(std::int64_t deadline_ns, std::int64_t unix_ns, tran
     }
     // Mix.
     std::fill(mix_.begin(), mix_.end(), 0.0f);
-    for (std::size_t i = 0; i < sources_.size(); ++i) {
+    bool voice = false;
+    for (const auto i : voices_) {
         sources_[i]->render(scratch_);
+        if (!beds_.empty() && !voice) voice = Ducker::voice_present(scratch_, kDuckThresholdDbfs);
         codecs::mix_into(mix_, scratch_, gains_[i]);
+    }
+    for (std::size_t b = 0; b < beds_.size(); ++b) {
+        const auto i = beds_[b];
+        sources_[i]->render(scratch_);
+        duckers_[b].process(voice, ramp_);
+        for (std::size_t k = 0; k < frame_samples_; ++k) mix_[k] += scratch_[k] * ramp_[k] * gains_[i];
     }
     codecs::hard_limit(mix_);
 

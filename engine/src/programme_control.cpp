@@ -1,7 +1,9 @@
 #include "loa/engine/programme_control.h"
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
+#include <optional>
 
 #include "loa/transport/udp_socket.h"
 
@@ -100,6 +102,14 @@ Result<std::uint64_t> ProgrammeControl::start(const Caller& caller, const Progra
             return Outcome::failure(RpcCode::NotFound, "no clip " + std::to_string(r.clip_id));
         }
     }
+    if (r.background_clip_id != 0) {
+        const auto clip = store_.clip(r.background_clip_id);
+        if (!clip || !(clip->zone_id.empty() || caller.zone_id.empty() ||
+                       store_.zone_within(clip->zone_id, caller.zone_id))) {
+            return Outcome::failure(RpcCode::NotFound, "no clip " + std::to_string(r.background_clip_id) +
+                                                           " (background_clip_id)");
+        }
+    }
     if (r.source == ProgrammeRequest::Source::Studio) {
         // A studio feeds programmes of callers whose scope holds its zone, one at a time.
         const auto studio = store_.studio(r.studio);
@@ -147,6 +157,29 @@ Result<std::uint64_t> ProgrammeControl::launch(const ProgrammeRequest& r, std::u
     row.source_kind = static_cast<int>(r.source);
     row.sequence = sequence;
     row.preempt_policy = static_cast<int>(r.on_preempt);
+    if (!(r.duck_db >= -60.0 && r.duck_db <= 0.0)) {
+        return Outcome::failure(RpcCode::InvalidArgument, "duck_db must be between -60 and 0");
+    }
+    if (r.duck_db != 0.0 && r.background_clip_id == 0) {
+        return Outcome::failure(RpcCode::InvalidArgument, "duck_db needs a background_clip_id to dip");
+    }
+    std::optional<SourceConfig> bed;
+    if (r.background_clip_id != 0) {
+        if (!clip_dir_) return Outcome::failure(RpcCode::Unavailable, "this engine has no clip catalogue");
+        const auto clip = store_.clip(r.background_clip_id);
+        if (!clip) {
+            return Outcome::failure(RpcCode::NotFound, "no clip " + std::to_string(r.background_clip_id) +
+                                                           " (background_clip_id)");
+        }
+        bed.emplace();
+        bed->type = SourceConfig::Type::Clip;
+        bed->path = *clip_dir_ / (clip->sha256 + "." + clip->ext);
+        bed->loop = true;
+        // A bed with duck_db 0 just mixes in; below 0 it dips (ducker.h).
+        bed->duck_db = r.duck_db;
+        row.background_clip_id = r.background_clip_id;
+        row.duck_centi_db = static_cast<int>(std::lround(r.duck_db * 100.0));
+    }
     SourceConfig s;
     switch (r.source) {
         case ProgrammeRequest::Source::Tone:
@@ -196,6 +229,7 @@ Result<std::uint64_t> ProgrammeControl::launch(const ProgrammeRequest& r, std::u
         }
     }
     p.sources.push_back(s);
+    if (bed) p.sources.push_back(*bed);
     auto started = manager_.start(p);
     if (!started) return started.error();
     rows_[id] = row;
@@ -254,6 +288,8 @@ std::vector<std::string> ProgrammeControl::restore() {
                 r.clip_id = 0;
             }
         }
+        r.background_clip_id = row.background_clip_id;
+        r.duck_db = static_cast<double>(row.duck_centi_db) / 100.0;
         auto started = launch(r, row.id, row.sequence);
         if (!started) {
             problems.push_back("programme " + std::to_string(row.id) + " not restored: " + started.error().message);

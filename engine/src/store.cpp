@@ -179,6 +179,15 @@ CREATE TABLE IF NOT EXISTS programme_preempt(
   programme_id INTEGER PRIMARY KEY REFERENCES programmes(id) ON DELETE CASCADE,
   policy INTEGER NOT NULL DEFAULT 0);
 )sql",
+    // 11: a run-time programme's background bed: a catalogue clip looped
+    // under its source, dipping by duck_centi_db / 100 dB under voice. A
+    // programme without a row here has none.
+    R"sql(
+CREATE TABLE IF NOT EXISTS programme_background(
+  programme_id INTEGER PRIMARY KEY REFERENCES programmes(id) ON DELETE CASCADE,
+  clip_id INTEGER NOT NULL,
+  duck_centi_db INTEGER NOT NULL DEFAULT 0);
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 

@@ -527,3 +527,100 @@ TEST_CASE("programme_from_catalogue_clip_pins_it_and_follows_cluster_changes", "
     f.service.set_programme_control(nullptr);
     engine.stop();
 }
+
+TEST_CASE("programme_background_clip_is_ducked_bed_pinned_persisted_and_restored", "[control][clips][runtime][ducker]") {
+    Fixture f;
+    f.zone("p", pb::PROVINCE_ZONE, "");
+    f.zone("d", pb::DISTRICT_ZONE, "p");
+    f.zone("a", pb::COMMUNE_ZONE, "d");
+    f.zone("b", pb::COMMUNE_ZONE, "d");
+    const auto up_global = f.upload(sine_wav(f.dir / "g.wav", 0.5, 0.5), "music");
+    REQUIRE(up_global.code() == pb::OK);
+    pb::Clip music;
+    REQUIRE(music.ParseFromString(up_global.payload()));
+    const auto up_a = f.upload(sine_wav(f.dir / "a.wav", 0.5, 0.25), "commune a music", {}, "a");
+    REQUIRE(up_a.code() == pb::OK);
+    pb::Clip of_a;
+    REQUIRE(of_a.ParseFromString(up_a.payload()));
+
+    EngineConfig config;
+    config.engine.listen = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address_v4("127.0.0.1"), 0);
+    config.engine.fanout_threads = 1;
+    config.engine.realtime_priority = 0;
+    SystemClock media_clock;
+    Engine engine(config, media_clock);
+    engine.start();
+    ProgrammeManager manager(engine);
+    ProgrammeControl control(f.store, manager, f.clock);
+    control.set_clip_dir(f.service.clip_catalog().dir());
+    f.service.set_programme_control(&control);
+    const auto uses = [&](std::uint64_t clip) { return f.store.clip(static_cast<std::int64_t>(clip))->uses; };
+
+    pb::StartProgrammeRequest start;
+    start.set_name("talk over music");
+    start.set_level(pb::COMMUNE);
+    start.add_zone_ids("b");
+    start.set_tone_hz(440);
+
+    // Refused, nothing stored or pinned: a dip out of range, a dip without a
+    // bed, a bed that does not exist or that the caller cannot see.
+    auto bad = start;
+    bad.set_background_clip_id(music.id());
+    bad.set_duck_db(-61);
+    CHECK(f.call("StartProgramme", bad).code() == pb::INVALID_ARGUMENT);
+    bad.set_duck_db(1);
+    CHECK(f.call("StartProgramme", bad).code() == pb::INVALID_ARGUMENT);
+    bad.set_background_clip_id(0);
+    bad.set_duck_db(-10);
+    CHECK(f.call("StartProgramme", bad).code() == pb::INVALID_ARGUMENT);
+    bad.set_background_clip_id(9999);
+    CHECK(f.call("StartProgramme", bad).code() == pb::NOT_FOUND);
+    const auto b_token = f.make_operator("op-b", pb::OPERATOR, "b");
+    bad.set_background_clip_id(of_a.id());
+    CHECK(f.call("StartProgramme", bad, b_token).code() == pb::NOT_FOUND);
+    CHECK(f.store.programmes().empty());
+    CHECK(uses(music.id()) == 0);
+    CHECK(uses(of_a.id()) == 0);
+
+    start.set_background_clip_id(music.id());
+    start.set_duck_db(-15);
+    const auto id = f.ok<pb::StartProgrammeResponse>("StartProgramme", start).id();
+    CHECK(uses(music.id()) == 1);
+    pb::DeleteClipRequest del;
+    del.set_id(music.id());
+    CHECK(f.call("DeleteClip", del).code() == pb::FAILED_PRECONDITION);
+    const auto rows = f.store.programmes();
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].id == id);
+    CHECK(rows[0].background_clip_id == static_cast<std::int64_t>(music.id()));
+    CHECK(rows[0].duck_centi_db == -1500);
+
+    {
+        // A restarted engine brings the bed back with its dip.
+        Engine engine2(config, media_clock);
+        engine2.start();
+        ProgrammeManager manager2(engine2);
+        ProgrammeControl control2(f.store, manager2, f.clock);
+        control2.set_clip_dir(f.service.clip_catalog().dir());
+        REQUIRE(control2.refresh_topology().ok());
+        const auto problems = control2.restore();
+        INFO((problems.empty() ? std::string() : problems.front()));
+        CHECK(problems.empty());
+        CHECK(manager2.contains(id));
+        const auto row = control2.row(id);
+        REQUIRE(row);
+        CHECK(row->background_clip_id == static_cast<std::int64_t>(music.id()));
+        CHECK(row->duck_centi_db == -1500);
+        manager2.stop(id);
+        engine2.stop();
+    }
+
+    pb::StopProgrammeRequest stop;
+    stop.set_id(id);
+    f.ok<pb::StopProgrammeResponse>("StopProgramme", stop);
+    CHECK(uses(music.id()) == 0);
+    CHECK(f.store.programmes().empty());
+    f.ok<pb::DeleteClipResponse>("DeleteClip", del);
+    f.service.set_programme_control(nullptr);
+    engine.stop();
+}

@@ -36,6 +36,10 @@ struct SourceConfig {
     enum class Type { Tone, Clip, Studio, Playlist };
     Type type = Type::Tone;
     double gain_db = 0.0;
+    // Ducking: 0 = an ordinary source; below 0 (down to -60) this source is a
+    // background bed that dips by duck_db while any non-bed source of the
+    // same programme carries voice (loa/engine/ducker.h).
+    double duck_db = 0.0;
     // tone
     double frequency_hz = 1000.0;
     double level_db = -12.0;  // dBFS peak of the sine

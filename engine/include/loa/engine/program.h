@@ -8,6 +8,10 @@
 // header extension elements (loa/engine/stream_signal.h); the first packet
 // also sets the marker bit.
 //
+// Ducking: a source with duck_db < 0 is a bed. Each frame the other sources
+// are rendered first and their levels measured (before their gain); a bed's
+// gain then follows its Ducker's per-sample envelope on top of its gain_db.
+//
 // Threads: constructed and destroyed on the control thread; produce_frame()
 // only on the media thread (no allocation, no locks, no blocking I/O);
 // counters readable from any thread.
@@ -24,6 +28,7 @@
 #include "loa/codecs/opus_encoder.h"
 #include "loa/engine/clock.h"
 #include "loa/engine/config.h"
+#include "loa/engine/ducker.h"
 #include "loa/engine/source.h"
 #include "loa/engine/stream_signal.h"
 #include "loa/transport/fanout_sender.h"
@@ -95,8 +100,12 @@ private:
     codecs::OpusEncoder encoder_;
     std::vector<std::unique_ptr<Source>> sources_;
     std::vector<float> gains_;
+    std::vector<std::size_t> voices_;  // indices of non-bed sources (rendered first)
+    std::vector<std::size_t> beds_;    // indices of bed sources (duck_db < 0)
+    std::vector<Ducker> duckers_;      // one per bed, same order as beds_
     std::vector<float> mix_;      // one frame
     std::vector<float> scratch_;  // one frame
+    std::vector<float> ramp_;     // one frame of bed gains
     std::vector<std::uint8_t> opus_;
     std::uint16_t sequence_;
     std::uint32_t timestamp_;

@@ -53,6 +53,10 @@ struct ProgrammeRequest {
     /// programme (pause and resume, pause and restart, drop). Live sources
     /// run on unheard whatever it says.
     PreemptPolicy on_preempt = PreemptPolicy::Pause;
+    /// Optional catalogue clip looped under the source as a background bed
+    /// (0 = none), dipping by duck_db (-60..0) while the source carries voice.
+    std::int64_t background_clip_id = 0;
+    double duck_db = 0.0;
 };
 
 class ProgrammeControl {

@@ -105,6 +105,8 @@ struct ProgrammeRow {
     std::int64_t created_unix_ms = 0;
     std::string created_by;
     int preempt_policy = 0;   // loa::engine::PreemptPolicy (schema v10)
+    std::int64_t background_clip_id = 0;  // catalogue clip looped as a ducked bed, 0 = none (schema v11)
+    int duck_centi_db = 0;                // the bed's dip in hundredths of a dB (schema v11)
 };
 
 /// An alert that has not ended yet (schema v6); restored on start and
@@ -195,7 +197,7 @@ struct AsRunRow {
 class Store {
 public:
     /// Schema version this build writes; older databases are migrated on open.
-    static constexpr int kSchemaVersion = 10;
+    static constexpr int kSchemaVersion = 11;
     /// Events kept for WatchEvents resume; older ones are pruned.
     static constexpr std::int64_t kEventRetention = 10000;
 
