@@ -603,8 +603,23 @@ void Engine::stop() {
     if (media_thread_.joinable()) media_thread_.join();
     io_->context.stop();
     if (io_thread_.joinable()) io_thread_.join();
+    drain_ingest();
     running_ = false;
     stopped_ns_ = clock_.now_ns();
+}
+
+void Engine::drain_ingest() {
+    // Studio datagrams that reached the socket before the stop are still
+    // classified and counted, so the exit counters account for all of them
+    // (bounded: a flood cannot hold the shutdown up).
+    if (!io_->ingest) return;
+    Receiver& r = *io_->ingest;
+    boost::system::error_code ec;
+    r.socket.non_blocking(true, ec);
+    for (int i = 0; i < 4096 && !ec; ++i) {
+        const std::size_t n = r.socket.receive_from(asio::buffer(r.buf), r.from, 0, ec);
+        if (!ec) handle_ingest(std::span<const std::uint8_t>(r.buf.data(), n), r.from);
+    }
 }
 
 namespace {

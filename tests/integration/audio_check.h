@@ -43,27 +43,40 @@ inline ToneCheck check_tone(const std::vector<float>& pcm, float threshold = 0.0
     return out;
 }
 
-/// Share of the 100 ms windows of the audible part of `pcm` (edges of
-/// 100 ms excluded) whose fitted tone is `hz` (+-5 Hz) with an SNR of at
-/// least `min_snr_db`. Judging short windows keeps the check about the
-/// sound, not about slow phase drift from the playouts' clock correction.
-inline double tone_window_share(const std::vector<float>& pcm, double hz, double min_snr_db, double* other_hz = nullptr) {
+struct ToneWindows {
+    std::size_t good = 0;   ///< windows whose fitted tone is the expected one
+    std::size_t total = 0;  ///< windows judged
+    [[nodiscard]] double share() const { return total == 0 ? 0.0 : static_cast<double>(good) / static_cast<double>(total); }
+};
+
+/// Judges the 100 ms windows of the audible part of `pcm` (edges of
+/// 100 ms excluded): a window is good when its fitted tone is `hz` (+-5 Hz)
+/// with an SNR of at least `min_snr_db`. Judging short windows keeps the
+/// check about the sound, not about slow phase drift from the playouts'
+/// clock correction. When `other_hz` is given and some window sounded like
+/// it, it is set to -1.
+inline ToneWindows tone_windows(const std::vector<float>& pcm, double hz, double min_snr_db, double* other_hz = nullptr) {
+    ToneWindows out;
     const auto first = codecs::first_above(pcm, 0.05f);
-    if (first >= pcm.size()) return 0.0;
+    if (first >= pcm.size()) return out;
     std::size_t last = pcm.size() - 1;
     while (last > first && std::abs(pcm[last]) <= 0.05f) --last;
     constexpr std::size_t kWin = 4800;
-    std::size_t good = 0, total = 0;
     for (std::size_t at = first + kWin; at + 2 * kWin <= last; at += kWin) {
         const auto fit = codecs::fit_tone(std::span<const float>(pcm.data() + at, kWin));
-        ++total;
+        ++out.total;
         if (std::abs(fit.frequency_hz - hz) <= 5.0 && fit.snr_db >= min_snr_db) {
-            ++good;
+            ++out.good;
         } else if (other_hz != nullptr && std::abs(fit.frequency_hz - *other_hz) <= 5.0) {
             *other_hz = -1.0;  // the other tone was heard
         }
     }
-    return total == 0 ? 0.0 : static_cast<double>(good) / static_cast<double>(total);
+    return out;
+}
+
+/// Share of good windows, see tone_windows().
+inline double tone_window_share(const std::vector<float>& pcm, double hz, double min_snr_db, double* other_hz = nullptr) {
+    return tone_windows(pcm, hz, min_snr_db, other_hz).share();
 }
 
 }  // namespace loa::test

@@ -262,7 +262,14 @@ TEST_CASE("ingest_bad_input_dropped_live_programme_undisturbed", "[integration][
     const auto studio_out = studio.read_all(30000);
     REQUIRE(studio.wait(30000) == std::optional<int>(0));
     CHECK(json_int(studio_out, "packets_sent") == 200);
-    REQUIRE(wait_until([&] { return proxy.stats().held == 0; }));
+    // Everything the studio sent has passed the proxy before the engine stops
+    // (the engine counts what reached its socket even while stopping).
+    const auto studio_datagrams =
+        static_cast<std::uint64_t>(json_int(studio_out, "packets_sent") + json_int(studio_out, "rtcp_sent"));
+    REQUIRE(wait_until([&] {
+        const auto ps = proxy.stats();
+        return ps.held == 0 && ps.forwarded >= studio_datagrams;
+    }));
     proxy.stop();
     engine->signal(SIGTERM);
     REQUIRE(engine->wait(20000) == std::optional<int>(0));
@@ -271,13 +278,12 @@ TEST_CASE("ingest_bad_input_dropped_live_programme_undisturbed", "[integration][
     const auto ingest_stats = json_object(stats, "ingest");
     const long studio_packets = json_int(studio_out, "packets_sent");
     const long rtcp_sent = json_int(studio_out, "rtcp_sent");
-    // The studio's last packet or report may still be on its way through
-    // loopback when the engine is stopped: at most two datagrams short.
+    // Every datagram sent reached the engine's socket (loopback, and the
+    // proxy forwarded all of the studio's) and was counted.
     const long expected_received = studio_packets + rtcp_sent + kRandom +
                                    kRounds * static_cast<long>(malformed.size()) + static_cast<long>(fake.size());
     const long in_flight = expected_received - json_int(ingest_stats, "received");
-    CHECK(in_flight >= 0);
-    CHECK(in_flight <= 2);
+    CHECK(in_flight == 0);
     CHECK(json_int(ingest_stats, "accepted") >= studio_packets - in_flight);
     CHECK(json_int(ingest_stats, "foreign_address") == static_cast<long>(fake.size()));
     // Every junk datagram is accounted for: malformed, or (random bytes that
@@ -302,6 +308,15 @@ TEST_CASE("ingest_bad_input_dropped_live_programme_undisturbed", "[integration][
     CHECK(check.audible_samples >= static_cast<std::size_t>(3.5 * 48000));
     CHECK(check.fit.frequency_hz == Approx(440).margin(2));
     double impostor_hz = 1000.0;
-    CHECK(test::tone_window_share(pcm, 440.0, 25.0, &impostor_hz) >= 0.97);
+    const auto windows = test::tone_windows(pcm, 440.0, 25.0, &impostor_hz);
     CHECK(impostor_hz == 1000.0);  // no window sounded like the impostor's tone
+    // Every window is the clean tone except one at an edge and those the
+    // playouts themselves report disturbing: on a loaded machine the studio
+    // process can be descheduled past the ingest's target delay (an
+    // underrun, whose fallback frames and fades touch at most two 100 ms
+    // windows). Bad input must add none: it never reaches a playout.
+    const long disturbances = json_int(studio_stats, "underruns") + json_int(out, "underruns");
+    INFO("windows " << windows.good << "/" << windows.total << ", playout underruns " << disturbances);
+    REQUIRE(windows.total >= 30);
+    CHECK(windows.total - windows.good <= static_cast<std::size_t>(1 + 2 * disturbances));
 }

@@ -203,6 +203,7 @@ private:
     void media_loop();
     void handle_datagram(std::span<const std::uint8_t> datagram, const boost::asio::ip::udp::endpoint& from);
     void handle_ingest(std::span<const std::uint8_t> datagram, const boost::asio::ip::udp::endpoint& from);
+    void drain_ingest();
     void emit(const std::string& message) const;
     Studio* find_studio(const std::string& name) const noexcept;
     // Publishes the routing table (config studios with a consumer, then the
