@@ -6,6 +6,7 @@
 #include <boost/asio/buffer.hpp>
 
 #include "loa/codecs/audio_format.h"
+#include "loa/transport/udp_receive.h"
 #include "loa/transport/udp_socket.h"
 
 namespace loa::speaker {
@@ -21,13 +22,15 @@ SpeakerConfig with_ssrc(SpeakerConfig c) {
 
 boost::asio::ip::udp::socket open_socket(boost::asio::io_context& io,
                                          const boost::asio::ip::udp::endpoint& listen,
-                                         const std::optional<boost::asio::ip::address>& group) {
+                                         const std::optional<boost::asio::ip::address>& group,
+                                         const std::optional<boost::asio::ip::address>& group_interface) {
     transport::UdpOptions opts;
     opts.reuse_address = group.has_value();
     opts.receive_buffer_bytes = 1 << 20;
     opts.send_buffer_bytes = 256 << 10;
     auto s = transport::open_udp(io, listen, opts);
-    if (group) transport::join_multicast(s, *group);
+    transport::enable_destination_info(s);
+    if (group) transport::join_multicast(s, *group, group_interface);
     return s;
 }
 
@@ -39,12 +42,13 @@ std::int64_t Speaker::now_ns() noexcept {
 
 Speaker::Speaker(boost::asio::io_context& io, SpeakerConfig config,
                  const boost::asio::ip::udp::endpoint& listen,
-                 const std::optional<boost::asio::ip::address>& group)
+                 const std::optional<boost::asio::ip::address>& group,
+                 const std::optional<boost::asio::ip::address>& group_interface)
     : io_(io),
       start_tp_(Clock::now()),
       pipeline_(with_ssrc(std::move(config)),
                 std::chrono::duration_cast<std::chrono::nanoseconds>(start_tp_.time_since_epoch()).count()),
-      socket_(open_socket(io, listen, group)),
+      socket_(open_socket(io, listen, group, group_interface)),
       report_timer_(io),
       playout_timer_(io),
       report_period_(std::chrono::milliseconds(1000)) {}
@@ -60,16 +64,26 @@ void Speaker::start() {
 }
 
 void Speaker::receive() {
-    socket_.async_receive_from(
-        boost::asio::buffer(rx_), rx_from_, [this](const boost::system::error_code& ec, std::size_t n) {
-            if (stopped_ || ec == boost::asio::error::operation_aborted) return;
-            if (!ec) {
-                const std::int64_t now = now_ns();
-                (void)pipeline_.on_datagram(std::span<const std::uint8_t>(rx_.data(), n), rx_from_, now);
-                if (pipeline_.take_report_request()) send_report(now);
-            }
-            receive();
-        });
+    socket_.async_wait(boost::asio::ip::udp::socket::wait_read, [this](const boost::system::error_code& ec) {
+        if (stopped_ || ec == boost::asio::error::operation_aborted) return;
+        if (!ec) drain();
+        receive();
+    });
+}
+
+void Speaker::drain() {
+    // At most a batch per wake-up, so that a flood cannot hold off the
+    // playout and report timers on this thread (the wait completes again at
+    // once while datagrams are queued).
+    constexpr int kMaxBatch = 64;
+    for (int i = 0; i < kMaxBatch && !stopped_; ++i) {
+        // A failed receive (would_block: drained) ends the batch.
+        if (transport::receive_datagram(socket_.native_handle(), rx_, rx_datagram_)) return;
+        const std::int64_t now = now_ns();
+        (void)pipeline_.on_datagram(std::span<const std::uint8_t>(rx_.data(), rx_datagram_.size),
+                                    rx_datagram_.from, now, rx_datagram_.delivery);
+        if (pipeline_.take_report_request()) send_report(now);
+    }
 }
 
 void Speaker::send_report(std::int64_t now) {

@@ -25,6 +25,7 @@
 #include "loa-speaker/speaker_config.h"
 #include "loa-speaker/speaker_pipeline.h"
 #include "loa/transport/rtp_packet.h"
+#include "loa/transport/udp_receive.h"
 
 namespace loa::speaker {
 
@@ -34,10 +35,16 @@ public:
     using FrameSink = std::function<void(std::span<const float>)>;
 
     /// Opens and binds the socket (throws boost::system::system_error or
-    /// std::invalid_argument). A zero `config.ssrc` is replaced by a random one.
+    /// std::invalid_argument) and joins `group` if given, on the interface
+    /// holding `group_interface` (default: the kernel's choice). To receive
+    /// both the group's and unicast datagrams, `listen` must be the wildcard
+    /// address. Every datagram's destination is read (unicast or multicast)
+    /// and decides between streams of equal level (see SpeakerPipeline).
+    /// A zero `config.ssrc` is replaced by a random one.
     Speaker(boost::asio::io_context& io, SpeakerConfig config,
             const boost::asio::ip::udp::endpoint& listen,
-            const std::optional<boost::asio::ip::address>& group = {});
+            const std::optional<boost::asio::ip::address>& group = {},
+            const std::optional<boost::asio::ip::address>& group_interface = {});
     ~Speaker();
     Speaker(const Speaker&) = delete;
     Speaker& operator=(const Speaker&) = delete;
@@ -75,6 +82,7 @@ private:
     static std::int64_t now_ns() noexcept;
 
     void receive();
+    void drain();
     void send_report(std::int64_t now_ns);
     void schedule_report();
     void schedule_clocked();
@@ -90,7 +98,7 @@ private:
     std::uint64_t report_index_ = 0;
 
     std::array<std::uint8_t, transport::kMaxRtpPacket + 1> rx_{};
-    boost::asio::ip::udp::endpoint rx_from_;
+    transport::ReceivedDatagram rx_datagram_;
     std::array<std::uint8_t, kMaxReportBytes> tx_{};
 
     FrameSink sink_;

@@ -80,8 +80,8 @@ bool SpeakerPipeline::switch_amplifier_off(std::chrono::milliseconds timeout) {
 }
 
 DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
-                                          const boost::asio::ip::udp::endpoint& from,
-                                          std::int64_t now_ns) noexcept {
+                                          const boost::asio::ip::udp::endpoint& from, std::int64_t now_ns,
+                                          transport::Delivery delivery) noexcept {
     std::size_t engine = config_.engines.size();
     for (std::size_t i = 0; i < config_.engines.size(); ++i) {
         if (config_.engines[i].matches(from)) {
@@ -115,7 +115,7 @@ DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
         }
     } else {
         transport::RtpView v;
-        if (transport::RtpView::parse(bytes, v) == transport::Status::Ok) kind = on_media_packet(v, now_ns);
+        if (transport::RtpView::parse(bytes, v) == transport::Status::Ok) kind = on_media_packet(v, now_ns, delivery);
     }
     if (kind == DatagramKind::Malformed) {
         counters_.malformed.fetch_add(1, kRelaxed);
@@ -125,12 +125,17 @@ DatagramKind SpeakerPipeline::on_datagram(std::span<const std::uint8_t> bytes,
     return kind;
 }
 
-bool SpeakerPipeline::outranked(std::uint32_t ssrc, int level, bool marker, std::int64_t now_ns) const noexcept {
+bool SpeakerPipeline::outranked(std::uint32_t ssrc, int level, bool marker, transport::Delivery delivery,
+                                std::int64_t now_ns) const noexcept {
     if (!has_current_ || ssrc == current_ssrc_) return false;
     // The playing stream ended (quiet for a few of its packet times, or a
     // BYE): anyone may take over.
     if (current_bye_ || now_ns - current_last_ns_ >= quiet_after_ns()) return false;
     if (level != current_level_) return level < current_level_;
+    // Same level: a cluster's own (unicast) programme ranks at least as high
+    // as its group's (multicast) one, whichever arrived first.
+    const bool unicast = delivery == transport::Delivery::Unicast;
+    if (unicast != current_unicast_) return current_unicast_;
     // Same level: the newest wins, but the stream just left returns only
     // with a programme's first packet (its stragglers are still in flight).
     return !marker && has_previous_ && ssrc == previous_ssrc_;
@@ -161,10 +166,12 @@ void SpeakerPipeline::track_current(const transport::RtpView& v) noexcept {
     current_ts_ = v.timestamp();
 }
 
-DatagramKind SpeakerPipeline::on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept {
+DatagramKind SpeakerPipeline::on_media_packet(const transport::RtpView& v, std::int64_t now_ns,
+                                              transport::Delivery delivery) noexcept {
     const engine::StreamSignal signal = engine::read_stream_signal(v);
     const int level = signal.level ? static_cast<int>(*signal.level) : kUnknownLevel;
-    if (outranked(v.ssrc(), level, v.marker(), now_ns)) {
+    const bool unicast = delivery == transport::Delivery::Unicast;
+    if (outranked(v.ssrc(), level, v.marker(), delivery, now_ns)) {
         counters_.outranked.fetch_add(1, kRelaxed);
         return DatagramKind::Outranked;
     }
@@ -185,12 +192,14 @@ DatagramKind SpeakerPipeline::on_media_packet(const transport::RtpView& v, std::
         current_ptime_ns_ = 0;
         current_seen_ = false;
         current_bye_ = false;
+        current_unicast_ = unicast;
         alert_.reset();  // a new stream is an alert only if it says so
     }
     // Anything else of another SSRC was a straggler the playout refused.
     if (has_current_ && v.ssrc() == current_ssrc_) {
         current_last_ns_ = now_ns;
         if (v.marker()) current_bye_ = false;  // it starts again after its BYE
+        if (unicast) current_unicast_ = true;
         track_current(v);
         if (signal.level) current_level_ = level;
         if (signal.alert) alert_ = signal.alert;

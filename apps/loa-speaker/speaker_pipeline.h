@@ -13,7 +13,14 @@
 //     after the switch) when its level is higher; when the level is equal it
 //     switches too (ties go to the newest), except the SSRC played just
 //     before, which comes back only with the marker bit (a programme's first
-//     packet). A lower level, and those returning stragglers, are ignored and
+//     packet). At equal level the delivery goes first: a cluster may get a
+//     group's programme by multicast and, beside it, its own by unicast,
+//     which the engine ranks at least as high. So a unicast packet takes over
+//     from a multicast stream at once (even the SSRC played just before),
+//     and a multicast packet never takes over from a unicast stream; the
+//     newest-wins rule holds between streams of the same delivery. A stream
+//     counts as unicast once one of its packets came by unicast. A lower
+//     level, and the packets refused at equal level, are ignored and
 //     counted as outranked only while the playing stream is alive: its last
 //     packet arrived less than its quiet time ago, where the quiet time is
 //     the largest of 3 of its packet times (from its RTP timestamps), 60 ms
@@ -55,6 +62,7 @@
 #include "loa-speaker/speaker_counters.h"
 #include "loa/engine/playout.h"
 #include "loa/engine/stream_signal.h"
+#include "loa/transport/udp_receive.h"
 
 namespace loa::speaker {
 
@@ -78,9 +86,11 @@ public:
     SpeakerPipeline(const SpeakerConfig& config, std::int64_t start_ns);
 
     /// Owner thread. Handles one received datagram. `now_ns`: monotonic
-    /// arrival time.
+    /// arrival time. `delivery`: whether it was sent to a multicast group or
+    /// to this host (decides between streams of the same level).
     DatagramKind on_datagram(std::span<const std::uint8_t> bytes,
-                             const boost::asio::ip::udp::endpoint& from, std::int64_t now_ns) noexcept;
+                             const boost::asio::ip::udp::endpoint& from, std::int64_t now_ns,
+                             transport::Delivery delivery = transport::Delivery::Unicast) noexcept;
 
     /// Owner thread. Produces exactly out.size() samples (48 kHz mono, at
     /// most 60 ms) of output audio, at the volume in force (a change ramps
@@ -135,8 +145,10 @@ private:
     /// Level of a packet without a valid priority element: below every level.
     static constexpr int kUnknownLevel = -1;
 
-    DatagramKind on_media_packet(const transport::RtpView& v, std::int64_t now_ns) noexcept;
-    bool outranked(std::uint32_t ssrc, int level, bool marker, std::int64_t now_ns) const noexcept;
+    DatagramKind on_media_packet(const transport::RtpView& v, std::int64_t now_ns,
+                                 transport::Delivery delivery) noexcept;
+    bool outranked(std::uint32_t ssrc, int level, bool marker, transport::Delivery delivery,
+                   std::int64_t now_ns) const noexcept;
     std::int64_t quiet_after_ns() const noexcept;
     void track_current(const transport::RtpView& v) noexcept;
     void update_state(std::int64_t now_ns) noexcept;
@@ -160,6 +172,7 @@ private:
     std::uint16_t current_seq_ = 0;
     std::uint32_t current_ts_ = 0;
     bool current_bye_ = false;           // an RTCP BYE for it came: it no longer outranks anyone
+    bool current_unicast_ = false;       // one of its packets came by unicast
     bool has_previous_ = false;
     std::uint32_t previous_ssrc_ = 0;   // the stream played before it
     std::optional<engine::AlertElement> alert_;  // set while the playing stream is an alert

@@ -1,8 +1,9 @@
 // loa-speaker's side of preemption and emergency alerts, on the socket-free
 // pipeline with passed-in time: the packets come from real engine Programs
-// (priority and alert header extensions, marker on the first packet), the
-// amplifier hook writes a temporary file or runs a script, and the output is
-// judged by its tones (each programme plays its own frequency).
+// (priority and alert header extensions, marker on the first packet; see
+// preemption_rig.h), the amplifier hook writes a temporary file or runs a
+// script, and the output is judged by its tones (each programme plays its own
+// frequency). Unicast against multicast delivery: preemption_delivery_test.cpp.
 
 #include <catch2/catch.hpp>
 
@@ -11,13 +12,9 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cmath>
-#include <complex>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
-#include <numbers>
-#include <optional>
-#include <span>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -26,143 +23,16 @@
 #include "loa-speaker/speaker_config.h"
 #include "loa-speaker/speaker_pipeline.h"
 #include "loa/codecs/tone_analysis.h"
-#include "loa/engine/program.h"
 #include "loa/engine/stream_signal.h"
 #include "loa/transport/cluster_status.h"
 #include "loa/transport/rtcp_packet.h"
-#include "loa/transport/udp_socket.h"
+#include "preemption_rig.h"
 #include "temp_dir.h"
-#include "udp_receiver.h"
 
 using namespace loa;
-using boost::asio::ip::udp;
+using namespace loa::test::preempt;
 
 namespace {
-
-constexpr std::int64_t kMs = 1'000'000;
-constexpr std::size_t kFrame = 960;
-const udp::endpoint kEngine(boost::asio::ip::make_address("127.0.0.1"), 5004);
-
-using Packets = std::vector<std::vector<std::uint8_t>>;
-
-engine::ProgramConfig programme(std::uint32_t ssrc, engine::Priority level, double hz,
-                                std::optional<engine::AlertSignal> alert = std::nullopt) {
-    engine::ProgramConfig p;
-    p.name = "p" + std::to_string(ssrc);
-    p.ssrc = ssrc;
-    p.priority = level;
-    p.alert = alert;
-    engine::SourceConfig s;
-    s.type = engine::SourceConfig::Type::Tone;
-    s.frequency_hz = hz;
-    s.level_db = -6.0;  // a sine of amplitude 0.5
-    p.sources.push_back(s);
-    return p;
-}
-
-// The RTP packets of `frames` frames (of config.ptime_ms) of a programme, as
-// the engine sends them to one cluster.
-Packets engine_packets(const engine::ProgramConfig& config, int frames) {
-    boost::asio::io_context io;
-    auto sock = transport::open_udp(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    test::UdpReceiver rx;
-    transport::FanoutSender fanout({}, sock.native_handle(), -1);
-    const std::vector<transport::Destination> dests{{rx.endpoint(), 0}};
-    REQUIRE(fanout.set_destinations(0, dests) == 0);
-    transport::PacketPool pool(16);
-    engine::ManualClock clock;
-    engine::Program prog(config, 0, "engine-test");
-    Packets out;
-    std::vector<std::uint8_t> d;
-    for (int i = 0; i < frames; ++i) {
-        prog.produce_frame(clock.now_ns(), clock.unix_ns(), pool, fanout, clock);
-        clock.advance(config.ptime_ms * kMs);
-        do {
-            REQUIRE(rx.receive(d));
-        } while (transport::looks_like_rtcp(d));  // sender reports are not needed here
-        out.push_back(d);
-    }
-    return out;
-}
-
-speaker::SpeakerConfig config() {
-    speaker::SpeakerConfig c;
-    c.cluster_id = "cluster-7";
-    c.engines.push_back(speaker::parse_engine_address("127.0.0.1:5004"));
-    c.jitter_ms = 40;
-    c.ssrc = 0x5EAC;
-    return c;
-}
-
-// A speaker on a 20 ms grid of injected time: in slot k the packets handed to
-// slot() arrive at k*20+1 ms, then a 20 ms block is rendered at k*20+5 ms.
-struct Rig {
-    speaker::SpeakerPipeline p;
-    std::int64_t now = 0;
-    std::vector<float> audio;
-    std::size_t slots = 0;
-    bool report_requested = false;
-
-    explicit Rig(const speaker::SpeakerConfig& c) : p(c, 0) {
-        audio.reserve(48000 * 30);
-        // Let a hook carry out its "off" at start first: requests it has not
-        // reached yet are coalesced, and the tests count the changes.
-        REQUIRE(p.amp_hook().wait_applied(std::chrono::seconds(10)));
-    }
-
-    void slot(std::initializer_list<const std::vector<std::uint8_t>*> packets,
-              std::vector<speaker::DatagramKind>* kinds = nullptr) {
-        for (const auto* pkt : packets) {
-            const auto k = p.on_datagram(std::span<const std::uint8_t>(pkt->data(), pkt->size()), kEngine, now + kMs);
-            if (kinds != nullptr) kinds->push_back(k);
-            report_requested = p.take_report_request() || report_requested;
-        }
-        std::array<float, kFrame> frame{};
-        p.render(frame, now + 5 * kMs);
-        report_requested = p.take_report_request() || report_requested;
-        audio.insert(audio.end(), frame.begin(), frame.end());
-        now += 20 * kMs;
-        ++slots;
-    }
-    void silent_slots(int n) {
-        for (int i = 0; i < n; ++i) slot({});
-    }
-    bool take_report_requested() { return std::exchange(report_requested, false); }
-
-    transport::ClusterStatus report() {
-        std::array<std::uint8_t, speaker::kMaxReportBytes> buf{};
-        const std::size_t n = p.build_report(buf, now);
-        REQUIRE(n > 0);
-        transport::RtcpCompound c;
-        REQUIRE(transport::parse_rtcp(std::span<const std::uint8_t>(buf.data(), n), c) == transport::Status::Ok);
-        REQUIRE(c.app_count == 1);
-        transport::ClusterStatus st;
-        REQUIRE(transport::decode_cluster_status(c.apps[0].data, st) == transport::Status::Ok);
-        return st;
-    }
-    // Output from slot `from` (inclusive) to slot `to` (exclusive).
-    std::span<const float> slots_audio(std::size_t from, std::size_t to) const {
-        return std::span<const float>(audio.data() + from * kFrame, (to - from) * kFrame);
-    }
-};
-
-// Amplitude of the `hz` component of `x` (projection on a complex sinusoid;
-// use windows holding whole periods of the tones compared).
-double tone_amplitude(std::span<const float> x, double hz) {
-    std::complex<double> acc = 0.0;
-    const double w = 2.0 * std::numbers::pi * hz / 48000.0;
-    for (std::size_t n = 0; n < x.size(); ++n) {
-        acc += static_cast<double>(x[n]) * std::polar(1.0, -w * static_cast<double>(n));
-    }
-    return 2.0 * std::abs(acc) / static_cast<double>(x.size());
-}
-
-// Largest `hz` amplitude over consecutive 100 ms windows of `x`.
-double max_window_amplitude(std::span<const float> x, double hz) {
-    double m = 0.0;
-    for (std::size_t at = 0; at + 4800 <= x.size(); at += 4800) m = std::max(m, tone_amplitude(x.subspan(at, 4800), hz));
-    return m;
-}
 
 std::string read_file(const std::filesystem::path& path) {
     std::ifstream f(path);
