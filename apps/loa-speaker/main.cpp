@@ -39,6 +39,7 @@ struct Options {
     std::string listen;
     std::vector<std::string> engines;
     std::string group;
+    std::string group_interface;
     std::string out;
     bool null_sink = false;
     std::string device;
@@ -142,6 +143,16 @@ int run(const Options& o) {
         group = boost::asio::ip::make_address(o.group, ec);
         if (ec || !group->is_multicast()) throw std::invalid_argument("--group: not a multicast address: " + o.group);
     }
+    std::optional<boost::asio::ip::address> group_interface;
+    if (!o.group_interface.empty()) {
+        if (!group) throw std::invalid_argument("--group-interface needs --group");
+        boost::system::error_code ec;
+        group_interface = boost::asio::ip::make_address(o.group_interface, ec);
+        if (ec || group_interface->is_multicast() || group_interface->is_v4() != group->is_v4()) {
+            throw std::invalid_argument("--group-interface: not a local address of the group's family: " +
+                                        o.group_interface);
+        }
+    }
 
     if (!o.click_times.empty() && o.out.empty() && !o.null_sink) {
         throw std::invalid_argument("--click-times needs --null or --out (a clocked sink)");
@@ -172,7 +183,7 @@ int run(const Options& o) {
     }
 
     boost::asio::io_context io;
-    Speaker speaker(io, cfg, listen, group);
+    Speaker speaker(io, cfg, listen, group, group_interface);
     std::cout << "listening " << speaker.local_endpoint() << std::endl;
 
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -280,6 +291,8 @@ int main(int argc, char** argv) {
     app.add_option("--listen", o.listen, "HOST:PORT to receive RTP/RTCP on (port 0 = ephemeral)");
     app.add_option("--engine", o.engines, "engine HOST[:PORT] media is accepted from (repeatable)");
     app.add_option("--group", o.group, "multicast group to join on the listen socket");
+    app.add_option("--group-interface", o.group_interface,
+                   "local address of the interface to join --group on (default: the kernel's choice)");
     auto* out = app.add_option("--out", o.out, "write the played audio to this WAV file");
     auto* null_sink = app.add_flag("--null", o.null_sink, "discard the played audio (no sound card)");
     auto* device = app.add_option("--device", o.device, "PortAudio output device, index or name substring");

@@ -59,7 +59,7 @@ Result<Topology> Topology::build(std::vector<ZoneSpec> zones, std::vector<Cluste
     t.cluster_by_id_.reserve(nc);
     t.cluster_zone_.assign(nc, kNoIndex);
     t.cluster_group_.assign(nc, kNoIndex);
-    std::unordered_map<std::uint32_t, std::uint32_t> group_by_zone;
+    std::unordered_map<std::string, std::uint32_t> group_by_key;
     for (std::size_t i = 0; i < nc; ++i) {
         const auto& c = t.clusters_[i];
         if (c.id.empty()) return invalid("a cluster has an empty id");
@@ -74,8 +74,14 @@ Result<Topology> Topology::build(std::vector<ZoneSpec> zones, std::vector<Cluste
             return invalid("cluster '" + c.id + "' in zone '" + c.zone_id + "' cannot join the multicast group of zone '" +
                            c.multicast_zone + "', which does not contain it");
         }
-        auto [it, added] = group_by_zone.emplace(*mzone, index_of(t.groups_.size()));
-        if (added) t.groups_.push_back(Group{*mzone, {}, {}});
+        const std::string& key = c.multicast_group.empty() ? c.multicast_zone : c.multicast_group;
+        auto [it, added] = group_by_key.emplace(key, index_of(t.groups_.size()));
+        if (added) {
+            t.groups_.push_back(Group{*mzone, {}, {}});
+        } else if (t.groups_[it->second].zone != *mzone) {
+            return invalid("cluster '" + c.id + "' puts multicast group '" + key + "' in zone '" + c.multicast_zone +
+                           "', but it belongs to zone '" + t.zone_id(t.groups_[it->second].zone) + "'");
+        }
         t.cluster_group_[i] = it->second;
         t.groups_[it->second].members.push_back(index_of(i));
         t.groups_[it->second].member_zones.push_back(*zone);

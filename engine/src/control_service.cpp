@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include <google/protobuf/arena.h>
 #include <google/protobuf/io/coded_stream.h>
@@ -577,7 +578,10 @@ std::string ControlService::register_cluster(const Caller& caller, const std::st
                 fail(RpcCode::InvalidArgument, "'" + req.multicast_group() + "' is not a multicast group");
             }
             if (ep.port() == 0) fail(RpcCode::InvalidArgument, "multicast group needs a port");
-            c.multicast_group = req.multicast_group();
+            // One spelling per group, so that its members can be found.
+            std::ostringstream canonical;
+            canonical << ep;
+            c.multicast_group = canonical.str();
         } catch (const ControlError&) {
             throw;
         } catch (const std::exception& e) {
@@ -590,6 +594,19 @@ std::string ControlService::register_cluster(const Caller& caller, const std::st
         fail(RpcCode::PermissionDenied, "zone '" + c.zone_id + "' is outside your scope (" + scope_name(caller.zone_id) + ")");
     }
     if (store_.cluster(c.id)) fail(RpcCode::AlreadyExists, "cluster '" + c.id + "' already exists");
+    if (!c.multicast_group.empty()) {
+        // A group belongs to one zone (the smallest that holds its members),
+        // so all its members lie in one province.
+        const auto path = store_.zone_path(c.zone_id);
+        for (const auto& z : store_.multicast_group_zones(c.multicast_group)) {
+            const auto other = store_.zone_path(z);
+            if (!other.empty() && !path.empty() && other.back() != path.back()) {
+                fail(RpcCode::FailedPrecondition, "multicast group " + c.multicast_group +
+                                                      " already serves province '" + other.back() +
+                                                      "': a group belongs to one zone");
+            }
+        }
+    }
     std::uint64_t seq = 0;
     store_.write([&] {
         store_.insert_cluster(c);

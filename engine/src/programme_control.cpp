@@ -23,6 +23,17 @@ std::optional<boost::asio::ip::udp::endpoint> ProgrammeControl::parse_endpoint(c
     }
 }
 
+std::optional<boost::asio::ip::udp::endpoint> ProgrammeControl::parse_group(const std::string& text) {
+    if (text.empty()) return std::nullopt;
+    try {
+        const auto ep = transport::parse_endpoint(text, "");
+        if (ep.port() == 0 || !ep.address().is_multicast()) return std::nullopt;
+        return ep;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
 Outcome ProgrammeControl::refresh_topology() {
     const auto version = store_.topology_version();
     if (applied_topology_ == version) return Outcome::success();
@@ -33,8 +44,11 @@ Outcome ProgrammeControl::refresh_topology() {
     for (;;) {
         const auto page = store_.clusters({}, after, 1000);
         for (const auto& c : page) {
-            RuntimeCluster rc{c.id, c.zone_id, std::nullopt};
-            if (c.enabled) rc.address = parse_endpoint(c.address);
+            RuntimeCluster rc{c.id, c.zone_id, std::nullopt, std::nullopt};
+            if (c.enabled) {
+                rc.address = parse_endpoint(c.address);
+                rc.group = parse_group(c.multicast_group);
+            }
             clusters.push_back(std::move(rc));
         }
         if (page.size() < 1000) break;
@@ -53,8 +67,11 @@ Outcome ProgrammeControl::refresh_cluster(const std::string& id) {
     if (!applied_topology_ || version != *applied_topology_ + 1) return refresh_topology();
     Outcome done;
     if (const auto row = store_.cluster(id)) {
-        RuntimeCluster rc{row->id, row->zone_id, std::nullopt};
-        if (row->enabled) rc.address = parse_endpoint(row->address);
+        RuntimeCluster rc{row->id, row->zone_id, std::nullopt, std::nullopt};
+        if (row->enabled) {
+            rc.address = parse_endpoint(row->address);
+            rc.group = parse_group(row->multicast_group);
+        }
         done = manager_.put_cluster(std::move(rc));
     } else {
         done = manager_.remove_cluster(id);

@@ -4,6 +4,8 @@
 #include <cassert>
 #include <exception>
 #include <iterator>
+#include <sstream>
+#include <unordered_map>
 
 #include "loa/engine/engine.h"
 
@@ -36,13 +38,56 @@ ProgrammeManager::~ProgrammeManager() {
     for (const auto& [id, e] : entries_) engine_.remove_programme(e.group);
 }
 
-Outcome ProgrammeManager::set_topology(std::vector<ZoneSpec> zones, std::vector<RuntimeCluster> clusters) {
+std::vector<ClusterSpec> ProgrammeManager::specs_for(const std::vector<ZoneSpec>& zones,
+                                                     const std::vector<RuntimeCluster>& clusters) {
     std::vector<ClusterSpec> specs;
     specs.reserve(clusters.size());
-    for (const auto& c : clusters) specs.push_back(ClusterSpec{c.id, c.zone_id, c.address.has_value(), {}});
-    auto topology = Topology::build(std::move(zones), std::move(specs));
+    std::map<boost::asio::ip::udp::endpoint, std::vector<std::size_t>> groups;
+    for (std::size_t i = 0; i < clusters.size(); ++i) {
+        const auto& c = clusters[i];
+        specs.push_back(ClusterSpec{c.id, c.zone_id, c.address.has_value(), {}, {}});
+        if (c.group) groups[*c.group].push_back(i);
+    }
+    if (groups.empty()) return specs;
+    std::unordered_map<std::string, const std::string*> parent;
+    for (const auto& z : zones) parent.emplace(z.id, &z.parent_id);
+    const auto parent_of = [&](const std::string& zone) -> std::string {
+        const auto it = parent.find(zone);
+        return it == parent.end() ? std::string() : *it->second;
+    };
+    // True when `zone` is `outer` or below it (a walk longer than the tree is
+    // a cycle, which Topology::build refuses anyway).
+    const auto within = [&](std::string zone, const std::string& outer) {
+        for (std::size_t steps = 0; !zone.empty() && steps <= zones.size(); ++steps) {
+            if (zone == outer) return true;
+            zone = parent_of(zone);
+        }
+        return false;
+    };
+    for (const auto& [address, members] : groups) {
+        std::string owner = clusters[members.front()].zone_id;
+        for (const auto m : members) {
+            while (!owner.empty() && !within(clusters[m].zone_id, owner)) owner = parent_of(owner);
+        }
+        if (owner.empty()) continue;  // spans provinces: no zone owns it
+        std::ostringstream name;
+        name << address;
+        for (const auto m : members) {
+            specs[m].multicast_zone = owner;
+            specs[m].multicast_group = name.str();
+        }
+    }
+    return specs;
+}
+
+Outcome ProgrammeManager::set_topology(std::vector<ZoneSpec> zones, std::vector<RuntimeCluster> clusters) {
+    auto topology = Topology::build(zones, specs_for(zones, clusters));
     if (!topology) return topology.error();
+    zones_ = std::move(zones);
     arbiter_.set_topology(std::move(topology).value());
+    const Topology& t = arbiter_.topology();
+    group_address_.assign(t.group_count(), {});
+    for (std::uint32_t g = 0; g < t.group_count(); ++g) group_address_[g] = *clusters[t.group_members(g).front()].group;
     // The engine accepts these clusters' reports and keeps their live state.
     std::vector<std::pair<std::string, boost::asio::ip::udp::endpoint>> known;
     known.reserve(clusters.size());
@@ -58,13 +103,23 @@ Outcome ProgrammeManager::set_topology(std::vector<ZoneSpec> zones, std::vector<
 
 Outcome ProgrammeManager::put_cluster(RuntimeCluster cluster) {
     const auto old = arbiter_.topology().cluster_index(cluster.id);
+    if (cluster.group || (old && clusters_[*old].group)) {
+        // Its group's zone may move with it: decide everything again.
+        auto clusters = clusters_;
+        if (old) {
+            clusters[*old] = std::move(cluster);
+        } else {
+            clusters.push_back(std::move(cluster));
+        }
+        return set_topology(zones_, std::move(clusters));
+    }
     ClusterChange change;
     std::string old_zone;
     if (old) {
         change.before = hearing(current_.get(), *old);
         old_zone = clusters_[*old].zone_id;
     }
-    auto decided = arbiter_.put_cluster(ClusterSpec{cluster.id, cluster.zone_id, cluster.address.has_value(), {}});
+    auto decided = arbiter_.put_cluster(ClusterSpec{cluster.id, cluster.zone_id, cluster.address.has_value(), {}, {}});
     if (!decided) return decided.error();
     change.index = arbiter_.topology().cluster_index(cluster.id).value();
     if (old) count_targeted(old_zone, false);
@@ -83,6 +138,12 @@ Outcome ProgrammeManager::put_cluster(RuntimeCluster cluster) {
 Outcome ProgrammeManager::remove_cluster(const std::string& id) {
     const auto old = arbiter_.topology().cluster_index(id);
     if (!old) return Outcome::failure(RpcCode::NotFound, "no cluster '" + id + "'");
+    if (clusters_[*old].group) {
+        auto clusters = clusters_;
+        clusters.erase(clusters.begin() + *old);
+        engine_.unregister_cluster(id);
+        return set_topology(zones_, std::move(clusters));
+    }
     ClusterChange change;
     change.before = hearing(current_.get(), *old);
     const std::string zone = clusters_[*old].zone_id;
@@ -96,6 +157,14 @@ Outcome ProgrammeManager::remove_cluster(const std::string& id) {
     assert(clusters_.size() == arbiter_.topology().cluster_count());
     commit(std::move(decided).value(), &change);
     return Outcome::success();
+}
+
+std::optional<std::string> ProgrammeManager::group_zone(const boost::asio::ip::udp::endpoint& group) const {
+    const Topology& t = arbiter_.topology();
+    for (std::uint32_t g = 0; g < group_address_.size(); ++g) {
+        if (group_address_[g] == group) return t.zone_id(t.group_zone(g));
+    }
+    return std::nullopt;
 }
 
 void ProgrammeManager::count_targeted(const std::string& zone_id, bool add) {
@@ -219,6 +288,9 @@ void ProgrammeManager::commit(Decision decision, const ClusterChange* change) {
             if (it == next.end()) continue;
             for (const auto c : a.unicast_clusters(slot)) {
                 if (c < clusters_.size() && clusters_[c].address) it->second.push_back(*clusters_[c].address);
+            }
+            for (const auto g : a.multicast_groups(slot)) {
+                if (g < group_address_.size()) it->second.push_back(group_address_[g]);
             }
             std::sort(it->second.begin(), it->second.end());
         }

@@ -307,6 +307,14 @@ std::int64_t Store::cluster_count_in_zone(const std::string& id) const {
     return s.step() ? s.int64(0) : 0;
 }
 
+std::vector<std::string> Store::multicast_group_zones(const std::string& group) const {
+    auto& s = db_->cached("SELECT DISTINCT zone_id FROM clusters WHERE multicast_group = ?1 ORDER BY zone_id");
+    s.bind(1, group);
+    std::vector<std::string> out;
+    while (s.step()) out.push_back(s.text(0));
+    return out;
+}
+
 std::int64_t Store::operator_count_in_zone(const std::string& id) const {
     auto& s = db_->cached("SELECT COUNT(*) FROM operators WHERE zone_id = ?1");
     s.bind(1, id);

@@ -82,6 +82,35 @@ inline std::vector<std::string> loactl_argv(const std::string& where_flag, const
     return argv;
 }
 
+/// loactl against an engine's Unix control socket.
+struct LoactlClient {
+    std::string socket;
+    CommandResult run(const std::vector<std::string>& args, const std::string& token = {}) const {
+        return run_command(loactl_argv("--socket", socket, args, token));
+    }
+    /// Runs `args`, requires exit status 0 and returns stdout.
+    std::string ok(const std::vector<std::string>& args, const std::string& token = {}) const {
+        const auto r = run(args, token);
+        INFO(r.out);
+        REQUIRE(r.status == 0);
+        return r.out;
+    }
+};
+
+/// Size of a file, 0 when missing.
+inline std::uintmax_t file_size_or_0(const std::filesystem::path& p) {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(p, ec);
+    return ec ? 0 : n;
+}
+
+/// Waits until a speaker's WAV (pcm16 mono, 48 kHz, written in real time)
+/// holds `seconds` more audio than `from` bytes; false after 30 s.
+inline bool wav_grows(const std::filesystem::path& wav, std::uintmax_t from, double seconds) {
+    const auto want = from + static_cast<std::uintmax_t>(seconds * 48000 * 2);
+    return wait_until([&] { return file_size_or_0(wav) >= want; }, std::chrono::seconds(30));
+}
+
 /// Starts loa-speaker on an ephemeral loopback port (its "listening" line);
 /// returns it and sets `port`. `extra`: further loa-speaker options.
 inline std::unique_ptr<Process> start_speaker(const std::string& id, const std::filesystem::path& wav,
@@ -97,6 +126,29 @@ inline std::unique_ptr<Process> start_speaker(const std::string& id, const std::
     std::smatch m;
     const std::string l = *line;
     REQUIRE(std::regex_match(l, m, std::regex("listening 127\\.0\\.0\\.1:([0-9]+)")));
+    port = static_cast<unsigned>(std::stoul(m[1]));
+    return p;
+}
+
+/// Starts loa-speaker listening on multicast `group` (joined on the
+/// loopback interface only) at `port` (0: any free one; it returns the port
+/// chosen, so that other members can share it). It binds the wildcard
+/// address, as a group member must, and hears only loopback traffic.
+inline std::unique_ptr<Process> start_group_speaker(const std::string& id, const std::filesystem::path& wav,
+                                                    const std::string& group, unsigned& port,
+                                                    const std::filesystem::path& log,
+                                                    const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{LOA_SPEAKER_BIN,  "--cluster-id", id,          "--listen",
+                                  "0.0.0.0:" + std::to_string(port), "--group", group, "--group-interface",
+                                  "127.0.0.1",      "--engine",     "127.0.0.1", "--out",
+                                  wav.string(),     "--stats-json"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<Process>(argv, log.string());
+    const auto line = p->read_line(10000);
+    REQUIRE(line);
+    std::smatch m;
+    const std::string l = *line;
+    REQUIRE(std::regex_match(l, m, std::regex("listening 0\\.0\\.0\\.0:([0-9]+)")));
     port = static_cast<unsigned>(std::stoul(m[1]));
     return p;
 }

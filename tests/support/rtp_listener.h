@@ -36,15 +36,35 @@ public:
         ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
         port_ = ntohs(a.sin_port);
     }
+    /// A listener on a multicast group (e.g. "239.255.12.1"): bound to the
+    /// group on a free port and joined on the loopback interface, so that
+    /// only packets sent to group:port over 127.0.0.1 reach it.
+    explicit RtpListener(const std::string& group) {
+        fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+        if (fd_ < 0) throw std::runtime_error("socket");
+        group_ = boost::asio::ip::make_address_v4(group);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(group_.to_uint());
+        ip_mreq m{};
+        m.imr_multiaddr.s_addr = htonl(group_.to_uint());
+        m.imr_interface.s_addr = htonl(INADDR_LOOPBACK);
+        if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::setsockopt(fd_, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m) != 0) {
+            ::close(fd_);
+            throw std::runtime_error("bind or join " + group);
+        }
+        socklen_t len = sizeof a;
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+        port_ = ntohs(a.sin_port);
+    }
     ~RtpListener() { ::close(fd_); }
     RtpListener(const RtpListener&) = delete;
     RtpListener& operator=(const RtpListener&) = delete;
 
-    boost::asio::ip::udp::endpoint endpoint() const {
-        return {boost::asio::ip::make_address_v4("127.0.0.1"), port_};
-    }
-    /// "127.0.0.1:PORT", as a cluster's registered address.
-    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+    boost::asio::ip::udp::endpoint endpoint() const { return {group_, port_}; }
+    /// "127.0.0.1:PORT" (or "GROUP:PORT"), as a cluster's registered address.
+    std::string address() const { return group_.to_string() + ":" + std::to_string(port_); }
 
     /// The next datagram (RTP or RTCP), or an empty vector when none came
     /// within 50 ms.
@@ -93,6 +113,7 @@ public:
 
 private:
     int fd_ = -1;
+    boost::asio::ip::address_v4 group_ = boost::asio::ip::address_v4::loopback();
     std::uint16_t port_ = 0;
 };
 

@@ -52,6 +52,10 @@ struct ClusterSpec {
     std::string zone_id;
     bool has_unicast = false;    // a configured or latched unicast address exists
     std::string multicast_zone;  // zone whose multicast group it has joined; empty = none
+    /// Names the group when a zone may own several (e.g. its address and
+    /// port); empty = the group is named by multicast_zone alone. Members
+    /// of one group must name the same multicast_zone.
+    std::string multicast_group{};
 };
 
 /// The zone tree and the clusters in it, validated and indexed. Immutable.
@@ -61,8 +65,9 @@ public:
 
     /// Validates: unique non-empty zone and cluster ids, known parents, no
     /// cycles, clusters in known zones, a member's zone inside its multicast
-    /// zone. INVALID_ARGUMENT with the offending id otherwise. Cluster i of
-    /// `clusters` gets index i; groups are numbered by first appearance.
+    /// zone, one multicast zone per group. INVALID_ARGUMENT with the
+    /// offending id otherwise. Cluster i of `clusters` gets index i; groups
+    /// are numbered by first appearance.
     static Result<Topology> build(std::vector<ZoneSpec> zones, std::vector<ClusterSpec> clusters);
 
     std::size_t zone_count() const noexcept { return zones_.size(); }

@@ -99,6 +99,8 @@ public:
 
     /// Parses "a.b.c.d:port" or "[v6]:port"; nullopt otherwise.
     static std::optional<boost::asio::ip::udp::endpoint> parse_endpoint(const std::string& text);
+    /// Parses a multicast "group:port" (port non-zero); nullopt otherwise.
+    static std::optional<boost::asio::ip::udp::endpoint> parse_group(const std::string& text);
 
 private:
     bool in_scope(const Caller& caller, const std::vector<std::string>& zones) const;

@@ -25,8 +25,14 @@
 // that admits it unless that decision holds it (fully preempted from the
 // start). Live programmes are never paused: they run on unheard.
 //
-// Not yet: multicast delivery (clusters are served by unicast only; a cluster
-// without an address is unreachable).
+// Multicast: clusters that listen on the same group (address and port) form
+// one arbiter group, which belongs to the smallest zone holding all its
+// members. A group whose members lie in different provinces belongs to no
+// zone and is not used (its members are served by unicast only). The group
+// address is added to the destination set of the programme the group
+// carries; members a programme reaches by unicast get their own copy (the
+// arbiter decides, see arbiter.h). A change of a grouped cluster re-decides
+// every cluster (the group's zone may move).
 //
 // Threads: the control thread only (the one that owns the Engine's control
 // side).
@@ -51,7 +57,8 @@ class Engine;
 struct RuntimeCluster {
     std::string id;
     std::string zone_id;
-    std::optional<boost::asio::ip::udp::endpoint> address;  // unicast; nullopt = unreachable for now
+    std::optional<boost::asio::ip::udp::endpoint> address;  // unicast; nullopt = none
+    std::optional<boost::asio::ip::udp::endpoint> group{};  // multicast group:port it listens on; nullopt = none
 };
 
 struct RuntimeProgramme {
@@ -141,6 +148,10 @@ public:
     /// The destination set last published for a programme, sorted (tests,
     /// stats); empty when unknown.
     std::vector<boost::asio::ip::udp::endpoint> destinations(std::uint64_t id) const;
+    /// Zone a multicast group belongs to (the smallest one holding all its
+    /// members); nullopt when no cluster uses the group or it spans
+    /// provinces.
+    std::optional<std::string> group_zone(const boost::asio::ip::udp::endpoint& group) const;
     /// Who is told of starts, stops and decisions (nullptr: nobody). Not owned.
     void set_observer(ProgrammeObserver* observer) noexcept { observer_ = observer; }
 
@@ -163,6 +174,10 @@ private:
         Hearing before;
     };
     void apply();
+    // Arbiter specs for `clusters`: every multicast group is placed in the
+    // smallest zone of `zones` that holds all its members.
+    static std::vector<ClusterSpec> specs_for(const std::vector<ZoneSpec>& zones,
+                                              const std::vector<RuntimeCluster>& clusters);
     // Publishes a decision: drops, destination sets (all of them, or only
     // those `change` touches), pauses and resumes, then the observer.
     void commit(Decision decision, const ClusterChange* change);
@@ -174,7 +189,9 @@ private:
 
     Engine& engine_;
     Arbiter arbiter_;
+    std::vector<ZoneSpec> zones_;
     std::vector<RuntimeCluster> clusters_;  // topology index order
+    std::vector<boost::asio::ip::udp::endpoint> group_address_;  // by arbiter group index
     std::map<std::uint64_t, Entry> entries_;
     std::unique_ptr<const Assignment> current_;
     ProgrammeObserver* observer_ = nullptr;

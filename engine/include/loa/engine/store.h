@@ -245,6 +245,9 @@ public:
     /// are read (no row is copied; ListClusters builds its page from them).
     void for_each_cluster(const std::string& root, const std::string& after_id, std::size_t limit,
                           const std::function<void(const ClusterRowView&)>& fn) const;
+    /// Distinct zones of the clusters listening on multicast group `group`
+    /// (as stored), ordered by id.
+    std::vector<std::string> multicast_group_zones(const std::string& group) const;
     void insert_cluster(const ClusterRow& c);
     void update_cluster(const ClusterRow& c);
     void delete_cluster(const std::string& id);
