@@ -130,6 +130,12 @@ void read_engine(TableReader& r, EngineSettings& s, const std::filesystem::path&
         s.time_zone = *v;
     }
     if (auto v = r.integer("asrun_retention_days", 0, 36500)) s.asrun_retention_days = static_cast<int>(*v);
+    // Ducking envelope. Bounds keep a dip audible as a ramp (no click), a
+    // return within seconds and a threshold between hiss and shouting.
+    if (auto v = r.number("duck_attack_ms", 5.0, 2000.0)) s.ducking.attack_ms = *v;
+    if (auto v = r.number("duck_release_ms", 10.0, 10000.0)) s.ducking.release_ms = *v;
+    if (auto v = r.number("duck_hold_ms", 0.0, 10000.0)) s.ducking.hold_ms = *v;
+    if (auto v = r.number("duck_threshold_dbfs", -80.0, -10.0)) s.ducking.threshold_dbfs = *v;
     r.reject_unknown();
 }
 
