@@ -34,6 +34,14 @@ std::string lower(std::string s) {
     return s;
 }
 
+// "-" without a background bed, else "CLIP (DB dB)", e.g. "3 (-20 dB)".
+std::string bed_cell(const pb::Programme& p) {
+    if (p.background_clip_id() == 0) return "-";
+    char dip[32];
+    std::snprintf(dip, sizeof dip, "%g", p.duck_db());
+    return std::to_string(p.background_clip_id()) + " (" + dip + " dB)";
+}
+
 }  // namespace
 
 void add_programmes_commands(CLI::App& app, ProgrammesCommands& cmds) {
@@ -120,14 +128,15 @@ int run_programmes_command(const ProgrammesCommands& cmds, loa::engine::ControlC
         std::cout << json_of(r) << "\n";
         return 0;
     }
-    std::printf("%-6s %-20s %-10s %-10s %-9s %s\n", "ID", "NAME", "LEVEL", "STATE", "CLUSTERS", "ZONES");
+    std::printf("%-6s %-20s %-10s %-10s %-9s %-14s %s\n", "ID", "NAME", "LEVEL", "STATE", "CLUSTERS", "BACKGROUND",
+                "ZONES");
     for (const auto& p : r.programmes()) {
         std::string zones;
         for (const auto& z : p.zone_ids()) zones += (zones.empty() ? "" : ",") + z;
         const auto clusters = std::to_string(p.clusters_hearing()) + "/" + std::to_string(p.clusters_targeted());
-        std::printf("%-6llu %-20s %-10s %-10s %-9s %s\n", static_cast<unsigned long long>(p.id()), p.name().c_str(),
-                    lower(pb::Level_Name(p.level())).c_str(), p.paused() ? "paused" : state_name(p.state()).c_str(),
-                    clusters.c_str(),
+        std::printf("%-6llu %-20s %-10s %-10s %-9s %-14s %s\n", static_cast<unsigned long long>(p.id()),
+                    p.name().c_str(), lower(pb::Level_Name(p.level())).c_str(),
+                    p.paused() ? "paused" : state_name(p.state()).c_str(), clusters.c_str(), bed_cell(p).c_str(),
                     zones.c_str());
     }
     return 0;

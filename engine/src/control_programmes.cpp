@@ -163,6 +163,12 @@ std::string ControlService::list_programmes(const Caller& caller, const std::str
         p->set_clusters_targeted(info.targeted);
         p->set_preempt_policy(policy_to_proto(info.policy));
         p->set_paused(info.paused);
+        // Only programmes started through StartProgramme have a row (and
+        // maybe a bed); schedules and alerts never carry one.
+        if (const auto row = control.row(info.id); row && row->background_clip_id != 0) {
+            p->set_background_clip_id(static_cast<std::uint64_t>(row->background_clip_id));
+            p->set_duck_db(static_cast<double>(row->duck_centi_db) / 100.0);
+        }
     }
     return out.SerializeAsString();
 }

@@ -163,7 +163,7 @@ Engine::Engine(const EngineConfig& config, Clock& clock, EventSink events)
 
     std::uint32_t group = 0;
     for (const auto& p : config_.programs) {
-        programs_.push_back(std::make_unique<Program>(p, group, config_.engine.cname, context));
+        programs_.push_back(std::make_unique<Program>(p, group, config_.engine.cname, context, config_.engine.ducking));
         std::vector<transport::Destination> dests;
         for (const auto& ep : config_.destinations_of(p)) dests.push_back({ep, 0});
         const auto skipped = fanout_->set_destinations(group, dests);
@@ -326,7 +326,8 @@ std::uint32_t Engine::add_programme(const ProgramConfig& config, bool paused) {
         studios.push_back(st);
     }
     const auto group = free_groups_.back();
-    auto program = std::make_unique<Program>(config, group, config_.engine.cname, source_context_);
+    auto program = std::make_unique<Program>(config, group, config_.engine.cname, source_context_,
+                                             config_.engine.ducking);
     program->set_paused(paused);
     fanout_->clear(group);
     if (!studios.empty()) {

@@ -11,9 +11,6 @@
 namespace loa::engine {
 
 namespace {
-// A voice source's frame above this RMS level (dBFS) ducks the beds.
-constexpr double kDuckThresholdDbfs = DuckerConfig{}.threshold_dbfs;
-
 codecs::OpusEncoderConfig encoder_config(const ProgramConfig& c) {
     codecs::OpusEncoderConfig e;
     e.bitrate_bps = c.bitrate_bps;
@@ -26,8 +23,10 @@ codecs::OpusEncoderConfig encoder_config(const ProgramConfig& c) {
 }
 }  // namespace
 
-Program::Program(const ProgramConfig& config, std::uint32_t group, std::string cname, const SourceContext& sources)
+Program::Program(const ProgramConfig& config, std::uint32_t group, std::string cname, const SourceContext& sources,
+                 const DuckingSettings& ducking)
     : config_(config),
+      ducking_(ducking),
       group_(group),
       cname_(std::move(cname)),
       frame_samples_(codecs::frame_samples(config.ptime_ms)),
@@ -44,6 +43,10 @@ Program::Program(const ProgramConfig& config, std::uint32_t group, std::string c
             beds_.push_back(gains_.size() - 1);
             DuckerConfig d;
             d.duck_db = s.duck_db;
+            d.attack_ms = ducking_.attack_ms;
+            d.release_ms = ducking_.release_ms;
+            d.hold_ms = ducking_.hold_ms;
+            d.threshold_dbfs = ducking_.threshold_dbfs;
             d.sample_rate = codecs::kSampleRate;
             duckers_.emplace_back(d);
         } else {
@@ -85,7 +88,7 @@ void Program::produce_frame(std::int64_t deadline_ns, std::int64_t unix_ns, tran
     bool voice = false;
     for (const auto i : voices_) {
         sources_[i]->render(scratch_);
-        if (!beds_.empty() && !voice) voice = Ducker::voice_present(scratch_, kDuckThresholdDbfs);
+        if (!beds_.empty() && !voice) voice = Ducker::voice_present(scratch_, ducking_.threshold_dbfs);
         codecs::mix_into(mix_, scratch_, gains_[i]);
     }
     for (std::size_t b = 0; b < beds_.size(); ++b) {

@@ -265,3 +265,47 @@ TEST_CASE("config_studio_errors_name_the_key", "[config][studio]") {
     CHECK(error_of("[engine]\ningest_listen = \"here\"\n").find("engine.ingest_listen: is not an address") !=
           std::string::npos);
 }
+
+TEST_CASE("config_duck_envelope_keys_parsed_defaults_unchanged", "[config][ducker]") {
+    // Absent: the envelope the ducker has always used.
+    const loa::engine::DuckerConfig builtin;
+    const auto plain = parse_config("[engine]\ncname = \"x\"\n", "test.toml", "/etc/loa").engine.ducking;
+    CHECK(plain.attack_ms == builtin.attack_ms);
+    CHECK(plain.release_ms == builtin.release_ms);
+    CHECK(plain.hold_ms == builtin.hold_ms);
+    CHECK(plain.threshold_dbfs == builtin.threshold_dbfs);
+    CHECK(builtin.attack_ms == 50.0);
+    CHECK(builtin.release_ms == 500.0);
+    CHECK(builtin.hold_ms == 300.0);
+    CHECK(builtin.threshold_dbfs == -45.0);
+
+    const auto set = parse_config("[engine]\nduck_attack_ms = 20\nduck_release_ms = 1200.5\nduck_hold_ms = 0\n"
+                                  "duck_threshold_dbfs = -38\n",
+                                  "test.toml", "/etc/loa")
+                         .engine.ducking;
+    CHECK(set.attack_ms == 20.0);
+    CHECK(set.release_ms == 1200.5);
+    CHECK(set.hold_ms == 0.0);
+    CHECK(set.threshold_dbfs == -38.0);
+}
+
+TEST_CASE("config_duck_envelope_bad_values_name_the_key", "[config][ducker]") {
+    const auto err = [](const std::string& line) { return error_of("[engine]\n" + line + "\n"); };
+    CHECK(err("duck_attack_ms = 0").find("test.toml: engine.duck_attack_ms: must be between 5 and 2000 (got 0)") ==
+          0);
+    CHECK(err("duck_attack_ms = 2500").find("engine.duck_attack_ms: must be between") != std::string::npos);
+    CHECK(err("duck_release_ms = 5").find("engine.duck_release_ms: must be between 10 and 10000") !=
+          std::string::npos);
+    CHECK(err("duck_release_ms = 20000").find("engine.duck_release_ms") != std::string::npos);
+    CHECK(err("duck_hold_ms = -1").find("engine.duck_hold_ms: must be between 0 and 10000") != std::string::npos);
+    CHECK(err("duck_hold_ms = 10001").find("engine.duck_hold_ms") != std::string::npos);
+    CHECK(err("duck_threshold_dbfs = 0").find("engine.duck_threshold_dbfs: must be between -80 and -10") !=
+          std::string::npos);
+    CHECK(err("duck_threshold_dbfs = -90").find("engine.duck_threshold_dbfs") != std::string::npos);
+    CHECK(err("duck_threshold_dbfs = nan").find("engine.duck_threshold_dbfs: must be between") != std::string::npos);
+    CHECK(err("duck_hold_ms = \"300\"").find("engine.duck_hold_ms: must be a number") != std::string::npos);
+    CHECK(err("duck_attack = 50").find("engine.duck_attack: is not a known setting") != std::string::npos);
+    // The envelope belongs to the engine, not to a source.
+    CHECK(error_of(with_program("") + "  duck_hold_ms = 100\n")
+              .find("program[0].source[0].duck_hold_ms: is not a known setting") != std::string::npos);
+}

@@ -15,6 +15,7 @@
 #include <boost/asio/ip/udp.hpp>
 
 #include "loa/codecs/opus_encoder.h"
+#include "loa/engine/ducker.h"
 #include "loa/engine/priority.h"
 
 namespace loa::engine {
@@ -121,6 +122,16 @@ struct ProgramConfig {
     std::optional<AlertSignal> alert;
 };
 
+/// [engine] duck_*: the envelope every background bed of every programme
+/// (config, run-time, scheduled, alert) follows when it dips under voice;
+/// how deep it dips is each bed's own duck_db. Defaults are DuckerConfig's.
+struct DuckingSettings {
+    double attack_ms = DuckerConfig{}.attack_ms;            // full dip from full gain
+    double release_ms = DuckerConfig{}.release_ms;          // full return from the dip
+    double hold_ms = DuckerConfig{}.hold_ms;                // stays down this long after the last voice frame
+    double threshold_dbfs = DuckerConfig{}.threshold_dbfs;  // a voice frame above this RMS level ducks the beds
+};
+
 struct EngineSettings {
     boost::asio::ip::udp::endpoint listen{boost::asio::ip::address_v4::any(), 5004};
     std::optional<boost::asio::ip::udp::endpoint> listen_v6;
@@ -145,6 +156,9 @@ struct EngineSettings {
     std::string time_zone = "Asia/Ho_Chi_Minh";
     /// Days the as-run log keeps a play after its end (0 = for ever).
     int asrun_retention_days = 400;
+    /// How background beds dip under voice (duck_attack_ms, duck_release_ms,
+    /// duck_hold_ms, duck_threshold_dbfs).
+    DuckingSettings ducking;
 };
 
 /// [control]: the control socket (used only when engine.state_dir is set).

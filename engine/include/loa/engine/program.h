@@ -11,6 +11,8 @@
 // Ducking: a source with duck_db < 0 is a bed. Each frame the other sources
 // are rendered first and their levels measured (before their gain); a bed's
 // gain then follows its Ducker's per-sample envelope on top of its gain_db.
+// How deep a bed dips is its own duck_db; how fast, how long it holds and
+// what counts as voice are the engine's DuckingSettings ([engine] duck_*).
 //
 // Threads: constructed and destroyed on the control thread; produce_frame()
 // only on the media thread (no allocation, no locks, no blocking I/O);
@@ -54,8 +56,10 @@ public:
     /// `group`: the fan-out group carrying this programme. `cname`: the
     /// engine's RTCP CNAME. `sources`: what studio sources are joined to.
     /// Throws codecs::Error on an encoder it cannot make, std::runtime_error
-    /// on a studio source `sources` cannot provide.
-    Program(const ProgramConfig& config, std::uint32_t group, std::string cname, const SourceContext& sources = {});
+    /// on a studio source `sources` cannot provide. `ducking`: the envelope
+    /// of its beds (sources with duck_db < 0).
+    Program(const ProgramConfig& config, std::uint32_t group, std::string cname, const SourceContext& sources = {},
+            const DuckingSettings& ducking = {});
 
     /// Media thread. Produces the frame due at `deadline_ns` (monotonic) and
     /// submits it; `unix_ns` is the wall-clock time of that deadline, used
@@ -82,6 +86,7 @@ public:
     bool rewind();
 
     const ProgramConfig& config() const noexcept { return config_; }
+    const DuckingSettings& ducking() const noexcept { return ducking_; }
     std::uint32_t group() const noexcept { return group_; }
     std::uint32_t ssrc() const noexcept { return config_.ssrc; }
     std::int64_t period_ns() const noexcept { return static_cast<std::int64_t>(config_.ptime_ms) * 1'000'000; }
@@ -93,6 +98,7 @@ private:
                             transport::FanoutSender& fanout) noexcept;
 
     ProgramConfig config_;
+    DuckingSettings ducking_;
     std::uint32_t group_;
     std::string cname_;
     std::size_t frame_samples_;
