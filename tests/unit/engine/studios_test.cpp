@@ -1,7 +1,7 @@
 // Run-time studios: the engine's studio table changing while it runs, the
 // `studios` table and its migration, the seed, DeclareStudio / ListStudios /
 // RemoveStudio validation, an authorisation matrix, and run-time programmes
-// that play a studio (one at a time).
+// that play a studio (several at once, up to the studio's reader limit).
 #include <catch2/catch.hpp>
 
 #include <sqlite3.h>
