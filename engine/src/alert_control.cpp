@@ -152,26 +152,13 @@ AlertControl::Standing AlertControl::standing(const Entry& e, const std::string&
 
 Outcome AlertControl::studio_check(const Caller& caller, const std::string& name) const {
     using enum RpcCode;
-    // As StartProgramme: a studio of the Store, in the caller's subtree, free.
+    // As StartProgramme: a studio of the Store, in the caller's subtree. It
+    // may be on the air elsewhere: the engine gives the alert its own reader.
     const auto studio = store_.studio(name);
     if (!studio) return Outcome::failure(NotFound, "no studio '" + name + "'");
     if (!store_.zone_within(studio->zone_id, caller.zone_id)) {
         return Outcome::failure(PermissionDenied, "studio '" + name + "' of zone '" + studio->zone_id +
                                                       "' is outside the caller's zone '" + caller.zone_id + "'");
-    }
-    for (const auto& [id, e] : entries_) {
-        if (e.on_air && e.row.studio == name) {
-            return Outcome::failure(FailedPrecondition, "studio '" + name + "' already feeds alert " +
-                                                            std::to_string(id) + " ('" + e.row.name + "')");
-        }
-    }
-    for (const auto& p : store_.programmes()) {
-        if (p.source_kind == static_cast<int>(ProgrammeRequest::Source::Studio) && p.source == name) {
-            return Outcome::failure(FailedPrecondition,
-                                    "studio '" + name + "' already feeds programme " + std::to_string(p.id) + " ('" +
-                                        p.name + "'); an alert does not take a studio from a programme: stop it "
-                                        "first, or raise the alert without the studio");
-        }
     }
     return Outcome::success();
 }
@@ -292,14 +279,7 @@ Outcome AlertControl::launch(Entry& e, int first_play) {
     p.sources.push_back(std::move(source));
     p.alert = AlertSignal{static_cast<std::uint8_t>(std::clamp(row.volume_pct, 0, 100))};
     auto started = manager_.start(p);
-    if (!started) {
-        // The engine's word for a studio another programme reads.
-        if (!row.studio.empty() && started.error().message.find("already feeds") != std::string::npos) {
-            return Outcome::failure(RpcCode::FailedPrecondition,
-                                    "studio '" + row.studio + "' already feeds a programme");
-        }
-        return started.error();
-    }
+    if (!started) return started.error();  // e.g. a studio with all its readers taken: RESOURCE_EXHAUSTED
     e.progress = plays ? spec->progress : nullptr;
     e.first_play = plays ? row.repeats - spec->repeats : (spec->items.empty() ? 0 : row.repeats);
     e.on_air = true;

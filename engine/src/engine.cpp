@@ -42,19 +42,26 @@ struct Engine::Io {
     std::optional<asio::steady_timer> sweep_timer;
 };
 
-// A studio: its ingest queue and the source that consumes it. Fields other
+// A studio: its ingest feed and the sources that read it. Fields other
 // than the feed belong to the control thread.
 struct Engine::Studio {
+    // A run-time programme (not being removed) reading the feed.
+    struct Feeding {
+        std::uint32_t group;
+        const StudioSource* source;
+    };
     Studio(const StudioConfig& c, bool rt)
         : config(c), feed(StudioMatch{c.name, c.ssrc, c.source_address}), runtime(rt) {}
     StudioConfig config;
     StudioFeed feed;
     bool runtime = false;                  // added by add_studio()
-    const StudioSource* source = nullptr;  // nullptr: no programme mixes it (packets dropped)
+    const StudioSource* source = nullptr;  // config studios: the source of their programme (nullptr: none)
     // Run-time studios only:
-    std::optional<std::uint32_t> group;  // the programme (not being removed) its feed goes to
-    std::size_t readers = 0;             // run-time programmes alive whose sources read the feed
-    std::uint64_t removed_ticket = 0;    // IngestRouter ticket of the table that left it out
+    std::vector<Feeding> feeding;      // in the order they took it (at most StudioFeed::kMaxReaders)
+    std::size_t holders = 0;           // studio sources of run-time programmes alive (removed ones too)
+    std::uint64_t removed_ticket = 0;  // IngestRouter ticket of the table that left it out
+    // The source whose playout the studio's stats show.
+    const StudioSource* shown() const noexcept { return feeding.empty() ? source : feeding.front().source; }
 };
 
 namespace {
@@ -214,7 +221,7 @@ std::uint64_t Engine::publish_studios() {
 std::size_t Engine::collect_studios() {
     const auto before = retired_studios_.size();
     std::erase_if(retired_studios_, [&](const std::unique_ptr<Studio>& st) {
-        return st->readers == 0 && io_->router.released(st->removed_ticket);
+        return st->holders == 0 && io_->router.released(st->removed_ticket);
     });
     io_->router.collect_garbage();
     return before - retired_studios_.size();
@@ -238,9 +245,8 @@ void Engine::add_studio(const StudioConfig& config) {
             }
         }
     }
-    auto st = std::make_unique<Studio>(config, true);
-    st->feed.set_consuming(false);  // until a programme takes it
-    runtime_studios_.push_back(std::move(st));
+    // Idle (packets counted and dropped) until a programme attaches a reader.
+    runtime_studios_.push_back(std::make_unique<Studio>(config, true));
     try {
         (void)publish_studios();
     } catch (...) {
@@ -254,7 +260,7 @@ Engine::StudioRemoval Engine::remove_studio(const std::string& name) {
     auto it = std::find_if(runtime_studios_.begin(), runtime_studios_.end(),
                            [&](const std::unique_ptr<Studio>& st) { return st->config.name == name; });
     if (it == runtime_studios_.end()) return StudioRemoval::NotFound;
-    if ((*it)->group) return StudioRemoval::Busy;
+    if (!(*it)->feeding.empty()) return StudioRemoval::Busy;
     retired_studios_.reserve(retired_studios_.size() + 1);
     const auto at = it - runtime_studios_.begin();
     std::unique_ptr<Studio> st = std::move(*it);
@@ -267,7 +273,6 @@ Engine::StudioRemoval Engine::remove_studio(const std::string& name) {
         throw;
     }
     // Out of the table: freed once the I/O thread has finished with the old one.
-    st->feed.set_consuming(false);
     st->removed_ticket = ticket;
     retired_studios_.push_back(std::move(st));
     collect_studios();
@@ -285,7 +290,8 @@ std::optional<StudioStatus> Engine::studio_status(const std::string& name, loa::
     if (st == nullptr) return std::nullopt;
     StudioStatus out;
     out.runtime = st->runtime;
-    out.programme_group = st->group;
+    for (const auto& f : st->feeding) out.programme_groups.push_back(f.group);
+    if (!st->feeding.empty()) out.programme_group = st->feeding.front().group;
     if (const auto last = st->feed.last_packet_ns()) {
         out.receiving = clock_.now_ns() - *last < StudioSource::kSilentAfterNs;
     }
@@ -306,11 +312,12 @@ Engine::~Engine() {
 std::uint32_t Engine::add_programme(const ProgramConfig& config, bool paused) {
     collect_programmes();
     if (free_groups_.empty()) {
-        throw std::runtime_error("programme '" + config.name + "': all " + std::to_string(kMaxRuntimeProgrammes) +
-                                 " run-time programme slots are in use");
+        throw CapacityError("programme '" + config.name + "': all " + std::to_string(kMaxRuntimeProgrammes) +
+                            " run-time programme slots are in use");
     }
-    // Studio sources: run-time studios, each feeding one programme at a time.
-    std::vector<Studio*> studios;
+    // Studio sources: run-time studios, each read by at most
+    // StudioFeed::kMaxReaders sources at once (programmes and alerts).
+    std::vector<Studio*> wanted;
     for (const auto& src : config.sources) {
         if (src.type != SourceConfig::Type::Studio) continue;
         Studio* st = find_studio(src.studio);
@@ -319,29 +326,33 @@ std::uint32_t Engine::add_programme(const ProgramConfig& config, bool paused) {
             throw std::runtime_error("programme '" + config.name + "': studio '" + src.studio +
                                      "' is declared in the config for programme '" + st->config.program + "'");
         }
-        if (st->group || std::find(studios.begin(), studios.end(), st) != studios.end()) {
-            throw std::runtime_error("programme '" + config.name + "': studio '" + src.studio +
-                                     "' already feeds a programme");
+        wanted.push_back(st);
+        const auto n = static_cast<std::size_t>(std::count(wanted.begin(), wanted.end(), st));
+        if (st->feed.readers() + n > StudioFeed::kMaxReaders) {
+            throw CapacityError("programme '" + config.name + "': studio '" + src.studio + "' already feeds " +
+                                std::to_string(st->feed.readers()) + " programme(s) or alert(s); one studio feeds " +
+                                "at most " + std::to_string(StudioFeed::kMaxReaders) +
+                                " at once (stop one of them first)");
         }
-        studios.push_back(st);
     }
     const auto group = free_groups_.back();
+    // Its studio sources attach their readers here (and detach if it throws).
     auto program = std::make_unique<Program>(config, group, config_.engine.cname, source_context_,
                                              config_.engine.ducking);
     program->set_paused(paused);
     fanout_->clear(group);
-    if (!studios.empty()) {
-        runtime_studio_users_[group] = studios;
-        for (Studio* st : studios) {
-            st->group = group;
-            ++st->readers;
-            for (const auto& src : program->sources()) {
-                const auto* ss = dynamic_cast<const StudioSource*>(src.get());
-                if (ss != nullptr && &ss->feed() == &st->feed) st->source = ss;
-            }
-            st->feed.set_consuming(true);
+    std::vector<Studio*> users;
+    for (const auto& src : program->sources()) {
+        const auto* ss = dynamic_cast<const StudioSource*>(src.get());
+        if (ss == nullptr) continue;
+        for (const auto& st : runtime_studios_) {
+            if (&ss->feed() != &st->feed) continue;
+            st->feeding.push_back({group, ss});
+            ++st->holders;
+            users.push_back(st.get());
         }
     }
+    if (!users.empty()) runtime_studio_users_[group] = std::move(users);
     Program* raw = program.get();
     runtime_.emplace(group, std::move(program));
     runtime_removed_[group] = false;
@@ -356,14 +367,16 @@ bool Engine::remove_programme(std::uint32_t group) {
     if (it == runtime_.end() || runtime_removed_[group]) return false;
     fanout_->clear(group);
     runtime_removed_[group] = true;
-    // Its studios are free for another programme at once (the media thread
-    // renders programmes one after the other, and drops this one first).
+    // Its studio readers are free for another programme at once: their
+    // slots take no more packets for it (the media thread renders
+    // programmes one after the other, and drops this one first).
     if (auto users = runtime_studio_users_.find(group); users != runtime_studio_users_.end()) {
         for (Studio* st : users->second) {
-            if (st->group != group) continue;
-            st->group.reset();
-            st->source = nullptr;
-            st->feed.set_consuming(false);
+            std::erase_if(st->feeding, [&](const Studio::Feeding& f) {
+                if (f.group != group) return false;
+                (void)st->feed.detach(f.source->attachment());
+                return true;
+            });
         }
     }
     [[maybe_unused]] const bool pushed = commands_.push(Command{it->second.get(), false});
@@ -397,7 +410,7 @@ std::size_t Engine::collect_programmes() {
         runtime_.erase(group);
         runtime_removed_.erase(group);
         if (auto users = runtime_studio_users_.find(group); users != runtime_studio_users_.end()) {
-            for (Studio* st : users->second) --st->readers;
+            for (Studio* st : users->second) --st->holders;
             runtime_studio_users_.erase(users);
         }
         free_groups_.push_back(group);
@@ -838,18 +851,22 @@ void Engine::fill_studio_stats(const Studio& st, loa::engine::v1::StudioStats& s
     ss.set_name(st.config.name);
     if (!st.runtime) {
         ss.set_program(st.config.program);
-    } else if (st.group) {
-        if (auto it = runtime_.find(*st.group); it != runtime_.end()) ss.set_program(it->second->config().name);
+    } else if (!st.feeding.empty()) {
+        // The first programme that took it (its playout is the one shown).
+        const auto group = st.feeding.front().group;
+        if (auto it = runtime_.find(group); it != runtime_.end()) ss.set_program(it->second->config().name);
     }
+    ss.set_readers(static_cast<std::uint32_t>(st.feed.readers()));
     ss.set_latched_address(endpoint_text(st.feed.latched_address()));
     const auto& fc = st.feed.counters();
     ss.set_accepted(fc.accepted.load());
     ss.set_foreign_address(fc.foreign_address.load());
     ss.set_queue_full(fc.queue_full.load());
     ss.set_relatched(fc.relatched.load());
-    if (st.source == nullptr) return;
-    ss.set_live(st.source->live());
-    const auto& ps = st.source->playout_stats();
+    const StudioSource* shown = st.shown();
+    if (shown == nullptr) return;
+    ss.set_live(shown->live());
+    const auto& ps = shown->playout_stats();
     ss.set_received(ps.received.load());
     ss.set_lost(ps.lost.load());
     ss.set_recovered_fec(ps.recovered_fec.load());
@@ -863,7 +880,7 @@ void Engine::fill_studio_stats(const Studio& st, loa::engine::v1::StudioStats& s
     ss.set_target_delay_ms(ps.target_delay_ms.load());
     ss.set_drift_ppm(ps.drift_ppm.load());
     ss.set_playing_ssrc(ps.ssrc.load());
-    const auto& sc = st.source->studio_counters();
+    const auto& sc = shown->studio_counters();
     ss.set_fallback_frames(sc.fallback_frames.load());
     ss.set_went_silent(sc.went_silent.load());
 }

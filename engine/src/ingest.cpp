@@ -5,13 +5,82 @@
 
 namespace loa::engine {
 
-StudioFeed::StudioFeed(StudioMatch match, std::int64_t relatch_after_ns, std::size_t queue_depth)
-    : match_(std::move(match)),
-      relatch_after_ns_(relatch_after_ns),
-      slots_(queue_depth),
-      free_(queue_depth),
-      ready_(queue_depth) {
+StudioFeed::Reader::Reader(std::size_t index, std::size_t queue_depth)
+    : index_(index), slots_(queue_depth), free_(queue_depth), ready_(queue_depth) {
     for (auto& s : slots_) (void)free_.push(&s);
+}
+
+bool StudioFeed::Reader::offer(std::span<const std::uint8_t> packet, std::int64_t now_ns) noexcept {
+    IngestPacket* slot = nullptr;
+    if (!free_.pop(slot)) {
+        counters_.queue_full.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
+    const auto n = std::min(packet.size(), slot->data.size());
+    std::copy_n(packet.begin(), n, slot->data.begin());
+    slot->size = static_cast<std::uint16_t>(n);
+    slot->arrival_ns = now_ns;
+    slot->generation = generation_.load(std::memory_order_acquire);
+    (void)ready_.push(slot);  // cannot fail: slots never outnumber the queue
+    counters_.queued.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+bool StudioFeed::Reader::take(IngestPacket*& out) noexcept {
+    IngestPacket* p = nullptr;
+    while (ready_.pop(p)) {
+        if (p->generation == generation_.load(std::memory_order_acquire)) {
+            out = p;
+            return true;
+        }
+        // Left by an earlier attachment of this slot.
+        counters_.stale.fetch_add(1, std::memory_order_relaxed);
+        (void)free_.push(p);
+    }
+    return false;
+}
+
+void StudioFeed::Reader::give_back(IngestPacket* packet) noexcept { (void)free_.push(packet); }
+
+StudioFeed::StudioFeed(StudioMatch match, std::int64_t relatch_after_ns, std::size_t queue_depth)
+    : match_(std::move(match)), relatch_after_ns_(relatch_after_ns), queue_depth_(queue_depth) {}
+
+StudioFeed::~StudioFeed() = default;
+
+StudioFeed::Attachment StudioFeed::attach() {
+    for (std::size_t i = 0; i < kMaxReaders; ++i) {
+        if (owned_[i] && owned_[i]->attached()) continue;
+        if (!owned_[i]) {
+            owned_[i] = std::make_unique<Reader>(i, queue_depth_);
+            readers_[i].store(owned_[i].get(), std::memory_order_release);
+        }
+        Reader& r = *owned_[i];
+        const auto generation = r.generation_.load(std::memory_order_relaxed) + 1;
+        r.generation_.store(generation, std::memory_order_release);
+        r.attached_.store(true, std::memory_order_release);
+        return {&r, generation};
+    }
+    return {};
+}
+
+bool StudioFeed::detach(const Attachment& a) noexcept {
+    if (!a.current()) return false;
+    a.reader->attached_.store(false, std::memory_order_release);
+    return true;
+}
+
+std::size_t StudioFeed::readers() const noexcept {
+    std::size_t n = 0;
+    for (const auto& slot : readers_) {
+        const Reader* r = slot.load(std::memory_order_acquire);
+        if (r != nullptr && r->attached()) ++n;
+    }
+    return n;
+}
+
+const StudioFeed::Reader* StudioFeed::reader(std::size_t index) const noexcept {
+    if (index >= kMaxReaders) return nullptr;
+    return readers_[index].load(std::memory_order_acquire);
 }
 
 StudioFeed::Offer StudioFeed::offer(std::span<const std::uint8_t> packet, const boost::asio::ip::udp::endpoint& from,
@@ -34,27 +103,27 @@ StudioFeed::Offer StudioFeed::offer(std::span<const std::uint8_t> packet, const 
     last_packet_ns_ = now_ns;
     last_seen_ns_.store(now_ns, std::memory_order_relaxed);
 
-    if (!consuming_.load(std::memory_order_acquire)) {
+    // Every attached reader gets its own copy; a full one drops only its own.
+    std::size_t attached = 0;
+    std::size_t queued = 0;
+    for (auto& slot : readers_) {
+        Reader* r = slot.load(std::memory_order_acquire);
+        if (r == nullptr || !r->attached()) continue;
+        ++attached;
+        if (r->offer(packet, now_ns)) {
+            ++queued;
+        } else {
+            counters_.queue_full.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    if (attached == 0) {
         counters_.idle.fetch_add(1, std::memory_order_relaxed);
         return Offer::Idle;
     }
-    IngestPacket* slot = nullptr;
-    if (!free_.pop(slot)) {
-        counters_.queue_full.fetch_add(1, std::memory_order_relaxed);
-        return Offer::QueueFull;
-    }
-    const auto n = std::min(packet.size(), slot->data.size());
-    std::copy_n(packet.begin(), n, slot->data.begin());
-    slot->size = static_cast<std::uint16_t>(n);
-    slot->arrival_ns = now_ns;
-    (void)ready_.push(slot);  // cannot fail: slots never outnumber the queue
+    if (queued == 0) return Offer::QueueFull;
     counters_.accepted.fetch_add(1, std::memory_order_relaxed);
     return Offer::Accepted;
 }
-
-bool StudioFeed::take(IngestPacket*& out) noexcept { return ready_.pop(out); }
-
-void StudioFeed::give_back(IngestPacket* packet) noexcept { (void)free_.push(packet); }
 
 std::optional<boost::asio::ip::udp::endpoint> StudioFeed::latched() const { return latched_; }
 

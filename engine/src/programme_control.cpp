@@ -128,26 +128,14 @@ Result<std::uint64_t> ProgrammeControl::start(const Caller& caller, const Progra
         }
     }
     if (r.source == ProgrammeRequest::Source::Studio) {
-        // A studio feeds programmes of callers whose scope holds its zone, one at a time.
+        // A studio feeds programmes of callers whose scope holds its zone
+        // (besides whatever else it feeds: the engine bounds its readers).
         const auto studio = store_.studio(r.studio);
         if (!studio) return Outcome::failure(RpcCode::NotFound, "no studio '" + r.studio + "'");
         if (!store_.zone_within(studio->zone_id, caller.zone_id)) {
             return Outcome::failure(RpcCode::PermissionDenied, "studio '" + r.studio + "' of zone '" +
                                                                    studio->zone_id + "' is outside the caller's zone '" +
                                                                    caller.zone_id + "'");
-        }
-        for (const auto& [other, row] : rows_) {
-            if (row.source_kind == static_cast<int>(ProgrammeRequest::Source::Studio) && row.source == r.studio) {
-                return Outcome::failure(RpcCode::FailedPrecondition, "studio '" + r.studio +
-                                                                         "' already feeds programme " +
-                                                                         std::to_string(other));
-            }
-        }
-        for (const auto& alert : store_.alerts()) {
-            if (alert.studio == r.studio) {
-                return Outcome::failure(RpcCode::FailedPrecondition, "studio '" + r.studio + "' feeds alert " +
-                                                                         std::to_string(alert.id) + ": cancel it first");
-            }
         }
     }
     auto started = launch(r, id, sequence);

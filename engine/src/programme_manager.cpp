@@ -204,10 +204,11 @@ Result<Reach> ProgrammeManager::start(const RuntimeProgramme& p) {
     std::uint32_t group = 0;
     try {
         group = engine_.add_programme(config, clip);
+    } catch (const CapacityError& ex) {
+        // No programme slot left, or a studio that already has all its readers.
+        return Outcome::failure(RpcCode::ResourceExhausted, ex.what());
     } catch (const std::exception& ex) {
-        const std::string what = ex.what();
-        const bool full = what.find("slots are in use") != std::string::npos;
-        return Outcome::failure(full ? RpcCode::ResourceExhausted : RpcCode::InvalidArgument, what);
+        return Outcome::failure(RpcCode::InvalidArgument, ex.what());
     }
     auto added = arbiter_.add(spec);
     if (!added) {

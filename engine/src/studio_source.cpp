@@ -1,6 +1,7 @@
 #include "loa/engine/studio_source.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "loa/transport/rtp_packet.h"
 
@@ -20,9 +21,17 @@ StudioSource::StudioSource(StudioFeed& feed, const Clock& clock, std::size_t fra
       silent_after_ns_(silent_after_ns),
       description_("studio " + feed.match().name),
       scratch_(frame_samples),
-      created_ns_(clock.now_ns()) {}
+      created_ns_(clock.now_ns()) {
+    // Last, so that nothing can throw once the slot is held.
+    attachment_ = feed.attach();
+    if (!attachment_) {
+        throw std::runtime_error("studio '" + feed.match().name + "' already feeds " +
+                                 std::to_string(StudioFeed::kMaxReaders) +
+                                 " programmes or alerts, the most one studio can feed at once");
+    }
+}
 
-StudioSource::~StudioSource() = default;
+StudioSource::~StudioSource() { (void)feed_.detach(attachment_); }
 
 void StudioSource::render_live(std::span<float> out, std::int64_t now_ns) noexcept {
     playout_->render(out, now_ns);
@@ -41,13 +50,15 @@ void StudioSource::render_fallback(std::span<float> out) noexcept {
 bool StudioSource::render(std::span<float> out) noexcept {
     const std::int64_t now = clock_.now_ns();
 
-    // Everything the ingest thread queued since the last tick.
+    // Everything the ingest thread queued for this reader since the last
+    // tick (once detached, the slot may be another source's: left alone).
     bool arrived = false;
     IngestPacket* packet = nullptr;
-    while (feed_.take(packet)) {
+    StudioFeed::Reader& reader = *attachment_.reader;
+    while (attachment_.current() && reader.take(packet)) {
         if (packet->arrival_ns < created_ns_) {
             counters_studio_.stale.fetch_add(1, kRelaxed);
-            feed_.give_back(packet);
+            reader.give_back(packet);
             continue;
         }
         transport::RtpView v;
@@ -59,7 +70,7 @@ bool StudioSource::render(std::span<float> out) noexcept {
         } else {
             counters_studio_.malformed.fetch_add(1, kRelaxed);
         }
-        feed_.give_back(packet);
+        reader.give_back(packet);
     }
 
     const bool was_live = live_;

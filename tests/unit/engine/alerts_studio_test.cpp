@@ -276,7 +276,7 @@ struct Fixture : loa::test::ControlCalls<Fixture> {
         std::ostringstream os;
         os << store.alerts().size() << "|" << store.last_event_seq() << "|" << manager->list().size() << "|"
            << alerts->size() << "|" << store.meta("last_alert_id").value_or("-") << "|"
-           << (engine.studio_status("bv")->programme_group ? "busy" : "free");
+           << "readers=" << engine.studio_status("bv")->programme_groups.size();
         return os.str();
     }
 };
@@ -427,40 +427,39 @@ TEST_CASE("alert_studio_refusals", "[engine][alerts][studios][control]") {
     // ... and a district studio is outside its commune too.
     refused(Fixture::alert_to("B", 0, "bv"), pb::PERMISSION_DENIED, op_b, "studio 'bv' of zone 'D'");
 
-    // A studio feeding a programme is not taken from it, even by an emergency.
+    // A studio on the air with a programme feeds an alert too, and a second
+    // alert; each reads it through its own queue.
     pb::StartProgrammeRequest live;
     live.set_name("district news");
     live.set_level(pb::DISTRICT);
     live.add_zone_ids("B");
     live.set_studio("bv");
     const auto news = f.ok<pb::StartProgrammeResponse>("StartProgramme", live).id();
-    before = f.snapshot();
-    refused(Fixture::alert_to("A", clip, "bv"), pb::FAILED_PRECONDITION, {},
-            "already feeds programme " + std::to_string(news) + " ('district news')");
-    pb::StopProgrammeRequest stop;
-    stop.set_id(news);
-    f.ok<pb::StopProgrammeResponse>("StopProgramme", stop);
-
-    // Free again: one alert takes it; another alert, a programme or removing
-    // the studio is refused while it plays.
     const auto id = f.ok<pb::RaiseAlertResponse>("RaiseAlert", Fixture::alert_to("A", clip, "bv")).id();
+    const auto id2 = f.ok<pb::RaiseAlertResponse>("RaiseAlert", Fixture::alert_to("B", 0, "bv")).id();
+    f.ok<pb::StartProgrammeResponse>("StartProgramme", live);
+    CHECK(f.engine.studio_status("bv")->programme_groups.size() == StudioFeed::kMaxReaders);
+
+    // Beyond the limit: refused, nothing changed; removing the studio too.
     before = f.snapshot();
-    CHECK(before.ends_with("busy"));
-    refused(Fixture::alert_to("B", 0, "bv"), pb::FAILED_PRECONDITION, {},
-            "already feeds alert " + std::to_string(id));
+    CHECK(before.ends_with("readers=4"));
+    refused(Fixture::alert_to("A", 0, "bv"), pb::RESOURCE_EXHAUSTED, {},
+            "studio 'bv' already feeds 4 programme(s) or alert(s)");
     const auto again = f.call("StartProgramme", live);
-    CHECK(again.code() == pb::FAILED_PRECONDITION);
-    CHECK(again.message().find("alert " + std::to_string(id)) != std::string::npos);
+    CHECK(again.code() == pb::RESOURCE_EXHAUSTED);
     pb::RemoveStudioRequest rm;
     rm.set_name("bv");
     CHECK(f.call("RemoveStudio", rm).code() == pb::FAILED_PRECONDITION);
     CHECK(f.snapshot() == before);
 
-    // Cancelled: the studio feeds a programme again.
+    // An alert cancelled frees its reader; the others keep theirs.
     pb::CancelAlertRequest cancel;
     cancel.set_id(id);
     f.ok<pb::CancelAlertResponse>("CancelAlert", cancel);
-    f.ok<pb::StartProgrammeResponse>("StartProgramme", live);
+    CHECK(f.engine.studio_status("bv")->programme_groups.size() == 3);
+    CHECK(f.programme_of(id2) != nullptr);
+    CHECK(f.manager->contains(news));
+    f.ok<pb::RaiseAlertResponse>("RaiseAlert", Fixture::alert_to("A", clip, "bv"));
 }
 
 TEST_CASE("restart_during_studio_alert_resumes_it", "[engine][alerts][studios]") {

@@ -33,6 +33,8 @@ const udp::endpoint kStudioB(make_address("127.0.0.1"), 40001);  // same host, a
 
 TEST_CASE("studio_latches_first_address", "[ingest]") {
     engine::StudioFeed feed({"huyen", 0x5151u, std::nullopt});
+    const auto reader = feed.attach();
+    REQUIRE(reader);
     engine::IngestRouter router;
     router.add(&feed);
     CHECK(router.route(rtp(0x5151, 1), kStudioA, 0) == engine::IngestRouter::Result::Accepted);
@@ -47,17 +49,18 @@ TEST_CASE("studio_latches_first_address", "[ingest]") {
     // Only accepted packets reach the media thread, in order.
     engine::IngestPacket* p = nullptr;
     std::vector<std::uint16_t> seqs;
-    while (feed.take(p)) {
+    while (reader.reader->take(p)) {
         transport::RtpView v;
         REQUIRE(transport::RtpView::parse(p->bytes(), v) == transport::Status::Ok);
         seqs.push_back(v.sequence());
-        feed.give_back(p);
+        reader.reader->give_back(p);
     }
     CHECK(seqs == std::vector<std::uint16_t>{1, 2});
 }
 
 TEST_CASE("studio_relatches_after_two_seconds_of_silence", "[ingest]") {
     engine::StudioFeed feed({"huyen", 0x5151u, std::nullopt});
+    REQUIRE(feed.attach());
     REQUIRE(feed.offer(rtp(0x5151, 1), kStudioA, 0) == engine::StudioFeed::Offer::Accepted);
     CHECK(feed.offer(rtp(0x5151, 2), kStudioB, 2000 * kMs) == engine::StudioFeed::Offer::ForeignAddress);
     // The foreign packets do not keep the old latch alive: silence counts
@@ -71,6 +74,8 @@ TEST_CASE("studio_relatches_after_two_seconds_of_silence", "[ingest]") {
 TEST_CASE("ingest_drops_unknown_and_malformed", "[ingest]") {
     engine::StudioFeed by_ssrc({"a", 1u, std::nullopt});
     engine::StudioFeed by_host({"b", std::nullopt, make_address("127.0.0.9")});
+    REQUIRE(by_ssrc.attach());
+    REQUIRE(by_host.attach());
     engine::IngestRouter router;
     router.add(&by_ssrc);
     router.add(&by_host);
@@ -90,6 +95,8 @@ TEST_CASE("ingest_drops_unknown_and_malformed", "[ingest]") {
 
 TEST_CASE("ingest_queue_full_drops_and_counts", "[ingest]") {
     engine::StudioFeed feed({"a", 1u, std::nullopt}, 2'000'000'000, 4);
+    const auto reader = feed.attach();
+    REQUIRE(reader);
     int accepted = 0, full = 0;
     for (std::uint16_t i = 0; i < 10; ++i) {
         const auto r = feed.offer(rtp(1, i), kStudioA, i * 20 * kMs);
@@ -100,7 +107,7 @@ TEST_CASE("ingest_queue_full_drops_and_counts", "[ingest]") {
     CHECK(full == 6);
     CHECK(feed.counters().queue_full.load() == 6);
     engine::IngestPacket* p = nullptr;
-    REQUIRE(feed.take(p));
-    feed.give_back(p);
+    REQUIRE(reader.reader->take(p));
+    reader.reader->give_back(p);
     CHECK(feed.offer(rtp(1, 11), kStudioA, 300 * kMs) == engine::StudioFeed::Offer::Accepted);
 }

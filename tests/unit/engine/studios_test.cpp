@@ -1,7 +1,7 @@
 // Run-time studios: the engine's studio table changing while it runs, the
 // `studios` table and its migration, the seed, DeclareStudio / ListStudios /
 // RemoveStudio validation, an authorisation matrix, and run-time programmes
-// that play a studio (one at a time).
+// that play a studio (several at once, up to the studio's reader limit).
 #include <catch2/catch.hpp>
 
 #include <sqlite3.h>
@@ -117,12 +117,21 @@ TEST_CASE("runtime_studio_added_and_removed_while_running", "[engine][studios]")
     CHECK_FALSE(status->programme_group);
     CHECK(st.latched_address() == "127.0.0.1:" + std::to_string(sender.port()));
 
-    // A run-time programme takes it; a second one may not.
+    // A run-time programme takes it; others may read it too, up to the limit.
     const auto group = engine.add_programme(studio_programme("live", 0x7001, "district-7"));
     REQUIRE(engine.studio_status("district-7")->programme_group == group);
-    CHECK_THROWS_AS(engine.add_programme(studio_programme("again", 0x7002, "district-7")), std::runtime_error);
+    std::vector<std::uint32_t> groups{group};
+    for (std::uint32_t i = 1; i < StudioFeed::kMaxReaders; ++i) {
+        groups.push_back(engine.add_programme(studio_programme("also-" + std::to_string(i), 0x7010 + i, "district-7")));
+    }
+    CHECK(engine.studio_status("district-7")->programme_groups == groups);
+    CHECK(engine.studio_status("district-7")->programme_group == group);
+    CHECK_THROWS_AS(engine.add_programme(studio_programme("again", 0x7002, "district-7")), CapacityError);
     CHECK_THROWS_AS(engine.add_programme(studio_programme("ghost", 0x7003, "nope")), std::runtime_error);
     CHECK(engine.remove_studio("district-7") == Engine::StudioRemoval::Busy);
+    // The extra readers go again; the first programme keeps the studio.
+    for (std::size_t i = 1; i < groups.size(); ++i) REQUIRE(engine.remove_programme(groups[i]));
+    CHECK(engine.studio_status("district-7")->programme_groups == std::vector<std::uint32_t>{group});
 
     // Its packets now reach the programme's playout on the media thread.
     for (int i = 0; i < 25; ++i) sender.send(tone.next());
@@ -131,6 +140,7 @@ TEST_CASE("runtime_studio_added_and_removed_while_running", "[engine][studios]")
         return st.received() >= 25;
     }));
     CHECK(st.program() == "live");
+    CHECK(st.readers() == 1);
     CHECK(engine.ingest().accepted.load() >= 25);
 
     // Stopping the programme frees the studio at once; then it can go.
@@ -244,7 +254,7 @@ TEST_CASE("ingest_router_swaps_tables_under_a_routing_thread", "[ingest][studios
     bool progressed = true;
     for (int c = 0; c < kCycles && progressed; ++c) {
         auto feed = std::make_unique<StudioFeed>(StudioMatch{"s", 9u, std::nullopt}, 2'000'000'000, 4);
-        feed->set_consuming(false);  // nothing takes the packets: they are counted idle
+        // No reader attached: the packets are counted idle.
         (void)router.publish({feed.get()});
         progressed = settle();
         pending.push_back({std::move(feed), router.publish({})});
@@ -602,7 +612,7 @@ TEST_CASE("declare_studio_validation", "[control][studios]") {
     CHECK(f.call("DeclareStudio", declare("x", "hn", 99)).code() == pb::UNAVAILABLE);
 }
 
-TEST_CASE("studio_feeds_one_programme_at_a_time", "[control][studios]") {
+TEST_CASE("studio_feeds_several_programmes_up_to_its_reader_limit", "[control][studios]") {
     StudioFixture f;
     // A fallback clip is pinned by the studio that names it.
     ClipRow clip;
@@ -640,8 +650,16 @@ TEST_CASE("studio_feeds_one_programme_at_a_time", "[control][studios]") {
     CHECK(list.studios(0).programme_id() == id);
     CHECK(list.studios(0).live().program() == f.engine.runtime_programme(*group)->config().name);
 
-    // One programme at a time; the studio cannot go while it plays.
-    CHECK(f.call("StartProgramme", start_from("ba-vi", "hn.bv")).code() == pb::FAILED_PRECONDITION);
+    // Other programmes may read it at the same time, up to the engine's
+    // limit; the studio cannot go while any plays it.
+    std::vector<std::uint64_t> others;
+    for (std::size_t i = 1; i < StudioFeed::kMaxReaders; ++i) {
+        others.push_back(f.admin<pb::StartProgrammeResponse>("StartProgramme", start_from("ba-vi", "hn.bv")).id());
+    }
+    CHECK(f.engine.studio_status("ba-vi")->programme_groups.size() == StudioFeed::kMaxReaders);
+    const auto full = f.call("StartProgramme", start_from("ba-vi", "hn.bv"));
+    CHECK(full.code() == pb::RESOURCE_EXHAUSTED);
+    CHECK(full.message().find("studio 'ba-vi' already feeds 4 programme(s) or alert(s)") != std::string::npos);
     CHECK(f.call("StartProgramme", start_from("nope", "hn.bv")).code() == pb::NOT_FOUND);
     pb::RemoveStudioRequest rm;
     rm.set_name("ba-vi");
@@ -649,6 +667,12 @@ TEST_CASE("studio_feeds_one_programme_at_a_time", "[control][studios]") {
     CHECK(f.store.studio("ba-vi"));
 
     pb::StopProgrammeRequest stop;
+    for (const auto more : others) {
+        stop.set_id(more);
+        f.admin<pb::StopProgrammeResponse>("StopProgramme", stop);
+    }
+    CHECK(f.engine.studio_status("ba-vi")->programme_group == *group);
+    CHECK(f.call("RemoveStudio", rm).code() == pb::FAILED_PRECONDITION);
     stop.set_id(id);
     f.admin<pb::StopProgrammeResponse>("StopProgramme", stop);
     CHECK_FALSE(f.engine.studio_status("ba-vi")->programme_group);

@@ -19,12 +19,13 @@
 // neither chime nor clip the studio is heard at once. Such an alert must
 // have an expiry: it has no last play to end it, and an amplifier forced on
 // for good by a forgotten alert is worse than a refusal. The studio must be
-// in the caller's subtree and free: a studio feeds one programme at a time,
-// and an alert does not take it from a programme or another alert that
-// plays it, whatever their levels (FAILED_PRECONDITION naming the user;
-// taking it would silence that programme's other zones behind its
-// operator's back). While the studio is silent the alert plays silence (not
-// the studio's fallback clip).
+// in the caller's subtree; it may already feed programmes or other alerts
+// (a province studio on air with its normal programme goes live with an
+// emergency at once): each reads it through its own queue and playout, and
+// the others carry on untouched. Only when the studio already feeds
+// StudioFeed::kMaxReaders of them is the alert refused (RESOURCE_EXHAUSTED).
+// While the studio is silent the alert plays silence (not the studio's
+// fallback clip).
 //
 // An alert ends at its expiry, after its last play when it has no expiry (or
 // when the last play comes first; never for an alert with a studio), on
@@ -169,10 +170,10 @@ public:
     /// Checks (INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE without a
     /// clip folder; for a studio: INVALID_ARGUMENT without an expiry,
     /// NOT_FOUND when unknown, PERMISSION_DENIED outside the caller's
-    /// subtree, FAILED_PRECONDITION while it feeds a programme or another
-    /// alert) and puts the alert on the air; nothing is stored (row() gives
+    /// subtree) and puts the alert on the air; nothing is stored (row() gives
     /// what to store). The arbiter's and engine's errors come back unchanged
-    /// (a studio the engine finds busy: FAILED_PRECONDITION), nothing changed.
+    /// (a studio that already has all its readers: RESOURCE_EXHAUSTED),
+    /// nothing changed.
     Result<std::uint64_t> raise(const Caller& caller, const AlertRequest& request);
     /// NOT_FOUND or PERMISSION_DENIED when `caller` may not cancel alert `id`.
     Outcome may_cancel(const Caller& caller, std::uint64_t id) const;

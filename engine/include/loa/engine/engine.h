@@ -8,7 +8,8 @@
 //
 // Studios come from the config (each bound to its configured programme) or
 // are added and removed at run time (add_studio, remove_studio) and then
-// feed run-time programmes, one at a time. The I/O thread routes with an
+// feed run-time programmes (and alerts), up to StudioFeed::kMaxReaders at
+// once, each through its own reader queue. The I/O thread routes with an
 // immutable studio table published by atomic pointer swap (IngestRouter); a
 // removed studio is freed only once neither the I/O thread nor a programme
 // can still reach it.
@@ -23,6 +24,7 @@
 #include <span>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -69,7 +71,15 @@ struct IngestCounters {
 struct StudioStatus {
     bool runtime = false;    // added by add_studio() (else declared in the config)
     bool receiving = false;  // a valid packet arrived within StudioSource::kSilentAfterNs
-    std::optional<std::uint32_t> programme_group;  // run-time programme its feed goes to
+    std::optional<std::uint32_t> programme_group;  // the first run-time programme its feed goes to
+    std::vector<std::uint32_t> programme_groups;   // every one, in the order they took it
+};
+
+/// A fixed limit of the engine is reached (run-time programme slots, a
+/// studio's readers); the control plane answers RESOURCE_EXHAUSTED.
+class CapacityError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
 };
 
 /// Something the operator should see (cluster online/offline, clip errors).
@@ -130,12 +140,13 @@ public:
     /// fan-out group (initially without destinations) and hands it to the
     /// media thread, which starts producing it at its next frame boundary
     /// (before start(): from the first). Returns its group. A studio source
-    /// must name a run-time studio (add_studio) that feeds no other
-    /// programme; the studio's feed then goes to this programme until it is
-    /// removed. Throws std::runtime_error when all kMaxRuntimeProgrammes
-    /// groups are taken or a source cannot be made (unknown studio, a studio
-    /// of the config, a studio already feeding a programme), codecs::Error on
-    /// an encoder it cannot make. `paused`: it starts paused
+    /// must name a run-time studio (add_studio); it attaches a reader of the
+    /// studio's feed, so the studio feeds this programme besides the others
+    /// it feeds, until the programme is removed. Throws CapacityError when
+    /// all kMaxRuntimeProgrammes groups are taken or a studio already has
+    /// StudioFeed::kMaxReaders readers, std::runtime_error when a source
+    /// cannot be made (unknown studio, a studio of the config), codecs::Error
+    /// on an encoder it cannot make. `paused`: it starts paused
     /// (set_programme_paused), so no frame is pulled before it is resumed.
     std::uint32_t add_programme(const ProgramConfig& config, bool paused = false);
     /// Control thread. Pauses or resumes a run-time programme at the media
@@ -180,7 +191,7 @@ public:
     enum class StudioRemoval { Removed, NotFound, Busy };
     /// Control thread. Takes a run-time studio off the ingest table: its
     /// packets are then unknown. NotFound for an unknown name (or a studio of
-    /// the config), Busy while it feeds a run-time programme (remove that first).
+    /// the config), Busy while it feeds a run-time programme (remove those first).
     StudioRemoval remove_studio(const std::string& name);
     /// Control thread. Names of the run-time studios, in the order added.
     std::vector<std::string> runtime_studios() const;

@@ -12,8 +12,9 @@
 // holds one `uses` reference on it (taken and released by the caller in the
 // same transaction as the programme row), so the clip cannot be deleted.
 // A studio source names a studio of the Store (NOT_FOUND otherwise) whose
-// zone lies in the caller's subtree (PERMISSION_DENIED) and that feeds no
-// other programme (FAILED_PRECONDITION); its fallback clip plays while it is
+// zone lies in the caller's subtree (PERMISSION_DENIED); it may feed other
+// programmes and alerts at the same time, up to StudioFeed::kMaxReaders in
+// all (RESOURCE_EXHAUSTED beyond). Its fallback clip plays while it is
 // silent.
 //
 // Persistence: row() gives the Store row of a started programme (the caller

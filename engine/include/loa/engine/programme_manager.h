@@ -131,8 +131,9 @@ public:
     /// Admits the programme (arbiter checks), builds it in the engine and
     /// re-decides. Errors, nothing changed: the arbiter's (INVALID_ARGUMENT,
     /// ALREADY_EXISTS, FAILED_PRECONDITION), RESOURCE_EXHAUSTED when the
-    /// engine has no free programme slot, INVALID_ARGUMENT when a source
-    /// cannot be made.
+    /// engine has no free programme slot or a studio source's studio
+    /// already feeds StudioFeed::kMaxReaders others (CapacityError),
+    /// INVALID_ARGUMENT when a source cannot be made.
     Result<Reach> start(const RuntimeProgramme& programme);
     /// Ends the programme and re-decides. False when unknown.
     bool stop(std::uint64_t id);

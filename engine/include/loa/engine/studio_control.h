@@ -6,8 +6,9 @@
 // Scope: declaring and removing a studio need role operator or admin and the
 // studio's zone inside the caller's subtree (PERMISSION_DENIED otherwise);
 // every caller sees the studios of its subtree. A studio may feed any
-// run-time programme started by a caller whose scope contains the studio's
-// zone, one programme at a time (checked by ProgrammeControl). A studio with
+// run-time programme or alert raised by a caller whose scope contains the
+// studio's zone (checked by ProgrammeControl and AlertControl), several at
+// once up to StudioFeed::kMaxReaders (bounded by the engine). A studio with
 // a fallback clip holds one `uses` reference on the clip, taken and released
 // by the caller in the same transaction as the studio row.
 //
@@ -49,7 +50,7 @@ struct StudioView {
     StudioRow row;
     std::optional<StudioStatus> status;  // nullopt: not in the engine (e.g. it could not be added)
     loa::engine::v1::StudioStats stats;  // latched address, ingest and playout counters
-    std::uint64_t programme_id = 0;      // run-time programme (Store row) playing it; 0 = none
+    std::uint64_t programme_id = 0;      // first run-time programme (Store row) playing it; 0 = none
     std::string config_program;          // a studio of the config file: the programme it feeds
 };
 

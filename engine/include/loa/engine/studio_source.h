@@ -1,6 +1,8 @@
 #pragma once
 // A live studio as a programme source: the studio's packets, queued by the
-// ingest I/O thread in its StudioFeed, go through this source's own Playout
+// ingest I/O thread for this source's own reader of the StudioFeed (one of
+// the studio's kMaxReaders: a studio may feed a programme and an alert at
+// once, each with its own queue), go through this source's own Playout
 // (adaptive jitter buffer, Opus decode with FEC/PLC, drift compensation) and
 // come out one frame per render() on the engine's media clock.
 //
@@ -11,8 +13,8 @@
 // clip, or silence when there is none) and returns to the live feed as soon
 // as packets come back. Every switch is crossfaded over one frame.
 //
-// Packets that arrived before the source was made (left in the feed's queue
-// by a programme that read the same studio before) are skipped: a new
+// Packets that arrived before the source was made (left in the reader's
+// queue by a programme that held the same slot before) are skipped: a new
 // programme starts from the live edge.
 //
 // Lead-in (set_lead_in(), e.g. an alert's attention chime and message): a
@@ -21,9 +23,10 @@
 // studio's playout kept running at the live edge, unheard: what the studio
 // said during the lead-in is not replayed later.
 //
-// Threads: constructed and destroyed on the control thread; render() only on
-// the media thread (the StudioFeed's consumer): no allocation, no locks, no
-// blocking. Counters and the Playout's stats from any thread.
+// Threads: constructed and destroyed on the control thread (attaching and
+// detaching the reader); render() only on the media thread (the reader's
+// consumer): no allocation, no locks, no blocking. Counters and the
+// Playout's stats from any thread.
 
 #include <atomic>
 #include <cstddef>
@@ -57,11 +60,13 @@ public:
     /// How long a studio may send nothing before the fallback plays.
     static constexpr std::int64_t kSilentAfterNs = 500'000'000;
 
-    /// `feed`: the studio's queue (this source becomes its only consumer).
+    /// `feed`: the studio; the source attaches a reader of it (detached by
+    /// the destructor, or earlier by whoever calls feed.detach(attachment())).
     /// `clock`: the engine's media clock; IngestPacket::arrival_ns must come
     /// from the same clock. `frame_samples`: the largest block render() is
     /// given. `fallback`: played while the studio is silent (nullptr =
-    /// silence). Throws what Playout's constructor throws.
+    /// silence). Throws std::runtime_error when the studio already has
+    /// StudioFeed::kMaxReaders readers, and what Playout's constructor throws.
     StudioSource(StudioFeed& feed, const Clock& clock, std::size_t frame_samples,
                  std::unique_ptr<Source> fallback = nullptr, const PlayoutConfig& playout = {},
                  std::int64_t silent_after_ns = kSilentAfterNs);
@@ -75,7 +80,8 @@ public:
     /// The lead-in source, or nullptr (any thread; it is never replaced while rendering).
     const Source* lead_in() const noexcept { return lead_in_.get(); }
 
-    /// Media thread. Drains the feed into the Playout, then renders one
+    /// Media thread. Drains its reader into the Playout (nothing once the
+    /// attachment has been detached), then renders one
     /// block (at most `frame_samples`; the rest of a longer `out` is
     /// silence): the lead-in while it lasts, then the studio. Always returns
     /// true: a studio never ends.
@@ -83,6 +89,8 @@ public:
     const std::string& description() const noexcept override { return description_; }
 
     const StudioFeed& feed() const noexcept { return feed_; }
+    /// This source's reader of the feed (control thread: to detach it early).
+    const StudioFeed::Attachment& attachment() const noexcept { return attachment_; }
     /// Counters and gauges of the studio's playout (any thread).
     const PlayoutStats& playout_stats() const noexcept { return playout_->stats(); }
     /// The fallback clip source, or nullptr for silence.
@@ -95,6 +103,7 @@ private:
     void render_fallback(std::span<float> out) noexcept;
 
     StudioFeed& feed_;
+    StudioFeed::Attachment attachment_;
     const Clock& clock_;
     std::unique_ptr<Playout> playout_;
     std::unique_ptr<Source> fallback_;
