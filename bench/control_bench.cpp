@@ -1,7 +1,5 @@
 #include "control_bench.h"
 
-#include <sys/utsname.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
@@ -25,12 +23,11 @@
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <google/protobuf/util/json_util.h>
 
-#include "loa/control/v1/control.pb.h"
-#include "loa/engine/control_client.h"
 #include "loa/engine/v1/stats.pb.h"
 #pragma GCC diagnostic pop
 
 #include "bench_util.h"
+#include "engine_control.h"
 #include "process.h"
 #include "report.h"
 #include "wire.h"
@@ -76,15 +73,6 @@ struct LevelResult {
   std::optional<MethodLatency> get_status, list_clusters;
 };
 
-// The 1, 5 and 15 minute load averages ("/proc/loadavg"): the machine may be
-// shared, and the figures mean little without it.
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string one, five, fifteen;
-  if (!(f >> one >> five >> fifteen)) return "unknown";
-  return one + " " + five + " " + fifteen;
-}
-
 struct LateFrames {
   std::uint64_t late = 0;
   std::uint64_t skipped = 0;
@@ -92,15 +80,6 @@ struct LateFrames {
 };
 
 void progress(const std::string& line) { std::cerr << "[loa-bench] " << line << std::endl; }
-
-std::string default_engine_bin() {
-  std::error_code ec;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) {
-    return "loa-engine";
-  }
-  return (self.parent_path().parent_path() / "apps" / "loa-engine" / "loa-engine").string();
-}
 
 void write_config(const std::string& path, const std::string& state_dir, std::span<const sockaddr_in> destinations,
                   const std::string& listen) {
@@ -122,41 +101,8 @@ void write_config(const std::string& path, const std::string& state_dir, std::sp
   f << "]\n\n  [[program.source]]\n  type = \"tone\"\n  frequency = 1000\n  level_db = -12\n";
 }
 
-std::string cluster_id(std::size_t i) {
-  char b[32];
-  std::snprintf(b, sizeof b, "c-%06zu", i);
-  return b;
-}
-
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-// Connects to the control socket, retrying while the engine starts.
-std::unique_ptr<engine::ControlClient> connect_when_up(const std::filesystem::path& socket, ChildProcess& child,
-                                                       const std::string& log) {
-  const auto give_up = Clock::now() + std::chrono::seconds(30);
-  for (;;) {
-    if (std::filesystem::exists(socket)) {
-      try {
-        return std::make_unique<engine::ControlClient>(socket);
-      } catch (const std::exception&) {
-      }
-    }
-    if (!child.running()) {
-      throw std::runtime_error("loa-engine exited before its control socket was up: " + tail_file(log, 800));
-    }
-    if (Clock::now() > give_up) {
-      throw std::runtime_error("control socket " + socket.string() + " not up after 30 s: " + tail_file(log, 800));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-}
-
-void expect_ok(const pb::Response& r, const std::string& what) {
-  if (r.code() != pb::OK) {
-    throw std::runtime_error(what + ": " + pb::StatusCode_Name(r.code()) + " " + r.message());
-  }
 }
 
 // Registers `n` clusters in zone `zone`, keeping kRegisterWindow requests in
@@ -367,8 +313,6 @@ JsonObject level_json(const LevelResult& r) {
   return o;
 }
 
-std::string f3(std::optional<double> v) { return v ? fmt_fixed(*v, 3) : "n/a"; }
-
 // Reads programs[].frames_late/frames_skipped from the engine's --stats-out file.
 std::optional<LateFrames> read_stats_file(const std::string& path) {
   std::ifstream f(path);
@@ -430,7 +374,7 @@ int run_control(ControlOptions opt) {
   std::string load_after;
   std::string error;
   try {
-    auto admin = connect_when_up(socket, child, log);
+    auto admin = connect_when_up(socket, child, log, std::chrono::seconds(30));
     pb::CreateZoneRequest zone;
     zone.set_id("bench");
     zone.set_name("bench");
@@ -484,10 +428,7 @@ int run_control(ControlOptions opt) {
   const bool pass_late = have && error.empty() && late == 0 && skipped == 0;
   const bool pass = error.empty() && pass_rate && pass_p99 && pass_late;
 
-  utsname u{};
-  uname(&u);
-  const std::string machine = std::string(u.machine) + ", " + std::to_string(std::thread::hardware_concurrency()) +
-                              " CPUs, kernel " + u.release;
+  const std::string machine = machine_line();
 
   if (opt.json) {
     JsonObject results;

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "engine_runner.h"
 #include "gst_runner.h"
 #include "process.h"
@@ -66,15 +67,6 @@ struct Context {
 };
 
 void progress(const std::string& line) { std::cerr << "[loa-bench] " << line << std::endl; }
-
-std::string default_engine_bin() {
-  std::error_code ec;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) {
-    return "loa-engine";
-  }
-  return (self.parent_path().parent_path() / "apps" / "loa-engine" / "loa-engine").string();
-}
 
 std::optional<double> ratio(double num, double den) {
   if (den <= 0.0) {

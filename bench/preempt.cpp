@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,16 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wsign-conversion"
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include "loa/control/v1/control.pb.h"
-#include "loa/engine/control_client.h"
-#pragma GCC diagnostic pop
-
 #include "bench_util.h"
+#include "engine_control.h"
 #include "loa/codecs/wav_writer.h"
 #include "loa/engine/clip_catalog.h"
 #include "process.h"
@@ -88,7 +79,6 @@ std::int64_t clock_ns(clockid_t id) {
   clock_gettime(id, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
-std::int64_t mono_ns() { return clock_ns(CLOCK_MONOTONIC); }
 
 double ms_between(std::int64_t from_ns, std::int64_t to_ns) { return static_cast<double>(to_ns - from_ns) / 1e6; }
 
@@ -111,14 +101,6 @@ std::string read_text(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-std::string load_average() {
-  std::string s = read_text("/proc/loadavg");
-  std::istringstream in(s);
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
@@ -399,12 +381,6 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit) {
 
 // ---- engine and control ------------------------------------------------------
 
-std::string cluster_id(std::size_t i) {
-  char b[32];
-  std::snprintf(b, sizeof b, "c-%06zu", i);
-  return b;
-}
-
 std::string commune_id(std::size_t i) {
   char b[32];
   std::snprintf(b, sizeof b, "prov.d.c%03zu", i);
@@ -439,45 +415,6 @@ void write_config(const std::string& path, const std::string& state_dir, const s
       << kSpeakerCommune << "\"\n";
   }
   if (!f) throw std::runtime_error("cannot write " + path);
-}
-
-std::unique_ptr<engine::ControlClient> connect_when_up(const std::filesystem::path& socket, ChildProcess& child,
-                                                       const std::string& log) {
-  const auto give_up = Clock::now() + std::chrono::seconds(60);
-  for (;;) {
-    if (std::filesystem::exists(socket)) {
-      try {
-        return std::make_unique<engine::ControlClient>(socket);
-      } catch (const std::exception&) {
-      }
-    }
-    if (!child.running()) {
-      throw std::runtime_error("loa-engine exited before its control socket was up: " + tail_file(log, 800));
-    }
-    if (Clock::now() > give_up) {
-      throw std::runtime_error("control socket " + socket.string() + " not up after 60 s: " + tail_file(log, 800));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-}
-
-void expect_ok(const pb::Response& r, const std::string& what) {
-  if (r.code() != pb::OK) {
-    throw std::runtime_error(what + ": " + pb::StatusCode_Name(r.code()) + " " + r.message());
-  }
-}
-
-template <typename Reply>
-Reply parse_reply(const pb::Response& r, const std::string& what) {
-  expect_ok(r, what);
-  Reply out;
-  if (!out.ParseFromString(r.payload())) throw std::runtime_error(what + ": unparsable response");
-  return out;
-}
-
-template <typename Reply>
-Reply call_ok(engine::ControlClient& c, const std::string& method, const google::protobuf::MessageLite& req) {
-  return parse_reply<Reply>(c.call(method, req, 60000), method);
 }
 
 // A 3 s 660 Hz tone as the alert's message (the alert plays the built-in
@@ -588,15 +525,6 @@ JsonObject dist_json(const Dist& d) {
   return o;
 }
 
-std::string f3(std::optional<double> v) { return v ? fmt_fixed(*v, 3) : "n/a"; }
-
-std::string machine_line() {
-  utsname u{};
-  uname(&u);
-  return std::string(u.machine) + ", " + std::to_string(std::thread::hardware_concurrency()) + " CPUs, kernel " +
-         u.release;
-}
-
 // ---- the scenario ------------------------------------------------------------
 
 int run_preempt(PreemptOptions opt) {
@@ -665,7 +593,7 @@ int run_preempt(PreemptOptions opt) {
              " speakers seeded, state in " + state_dir);
     engine_proc = ChildProcess::spawn({bin(opt, "loa-engine"), "--config", config}, engine_log);
     const std::filesystem::path socket = std::filesystem::path(state_dir) / "control.sock";
-    auto admin = connect_when_up(socket, *engine_proc, engine_log);
+    auto admin = connect_when_up(socket, *engine_proc, engine_log, std::chrono::seconds(60));
 
     // A viewer scoped to the speakers' commune: its GetAlertStatus walks 50
     // clusters, not the whole province (the poll stays cheap for the engine).
