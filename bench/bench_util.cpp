@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,7 +12,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
+#include <thread>
 
 namespace loa::bench {
 
@@ -40,11 +44,42 @@ std::string open_workdir(const std::string& requested, const std::string& prefix
   return tmpl;
 }
 
+std::string default_engine_bin() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) {
+    return "loa-engine";
+  }
+  return (self.parent_path().parent_path() / "apps" / "loa-engine" / "loa-engine").string();
+}
+
+std::int64_t mono_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string one, five, fifteen;
+  if (!(f >> one >> five >> fifteen)) return "unknown";
+  return one + " " + five + " " + fifteen;
+}
+
+std::string machine_line() {
+  utsname u{};
+  uname(&u);
+  return std::string(u.machine) + ", " + std::to_string(std::thread::hardware_concurrency()) + " CPUs, kernel " +
+         u.release;
+}
+
 std::string fmt_fixed(double v, int prec) {
   char b[64];
   std::snprintf(b, sizeof b, "%.*f", prec, v);
   return b;
 }
+
+std::string f3(std::optional<double> v) { return v ? fmt_fixed(*v, 3) : "n/a"; }
 
 transport::JitterDistribution jitter_distribution(const std::string& name) {
   return name == "normal"    ? transport::JitterDistribution::Normal

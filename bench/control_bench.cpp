@@ -1,6 +1,6 @@
+// `loa-bench control`: the scenario (engine set-up, cluster registration, the
+// levels in turn) and its report. The load itself is in control_load.cpp.
 #include "control_bench.h"
-
-#include <sys/utsname.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -25,12 +25,12 @@
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <google/protobuf/util/json_util.h>
 
-#include "loa/control/v1/control.pb.h"
-#include "loa/engine/control_client.h"
 #include "loa/engine/v1/stats.pb.h"
 #pragma GCC diagnostic pop
 
 #include "bench_util.h"
+#include "control_load.h"
+#include "engine_control.h"
 #include "process.h"
 #include "report.h"
 #include "wire.h"
@@ -41,14 +41,15 @@ namespace {
 
 namespace pb = loa::control::v1;
 using Clock = std::chrono::steady_clock;
+using control_load::LateFrames;
+using control_load::LevelResult;
+using control_load::MethodLatency;
 
 constexpr unsigned kPtimeMs = 20;
 constexpr std::size_t kNoWireDestinations = 1000;  // loopback: the receive side shares the sending CPUs
 constexpr double kTargetCallsPerS = 5000.0;
 constexpr double kTargetP99Ms = 5.0;
-constexpr std::size_t kPageSize = 100;
 constexpr std::size_t kRegisterWindow = 256;  // requests in flight while registering (server queue: 1024)
-constexpr std::size_t kMutatingMaxCalls = 2000;
 
 struct ControlOptions {
   std::size_t clusters = 10000;
@@ -60,47 +61,7 @@ struct ControlOptions {
   bool keep_workdir = false;
 };
 
-struct MethodLatency {
-  std::uint64_t calls = 0;
-  std::optional<double> p50_ms, p99_ms, max_ms;
-};
-
-struct LevelResult {
-  unsigned clients = 0;
-  std::uint64_t calls = 0;
-  std::uint64_t errors = 0;
-  double seconds = 0.0;
-  std::optional<double> calls_per_s, p50_ms, p99_ms, max_ms;
-  std::string first_error;
-  // The mix split by call (the read levels only).
-  std::optional<MethodLatency> get_status, list_clusters;
-};
-
-// The 1, 5 and 15 minute load averages ("/proc/loadavg"): the machine may be
-// shared, and the figures mean little without it.
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string one, five, fifteen;
-  if (!(f >> one >> five >> fifteen)) return "unknown";
-  return one + " " + five + " " + fifteen;
-}
-
-struct LateFrames {
-  std::uint64_t late = 0;
-  std::uint64_t skipped = 0;
-  std::uint64_t missed = 0;  // fan-out frames missed (deadline passed before the last send)
-};
-
 void progress(const std::string& line) { std::cerr << "[loa-bench] " << line << std::endl; }
-
-std::string default_engine_bin() {
-  std::error_code ec;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) {
-    return "loa-engine";
-  }
-  return (self.parent_path().parent_path() / "apps" / "loa-engine" / "loa-engine").string();
-}
 
 void write_config(const std::string& path, const std::string& state_dir, std::span<const sockaddr_in> destinations,
                   const std::string& listen) {
@@ -120,43 +81,6 @@ void write_config(const std::string& path, const std::string& state_dir, std::sp
     f << "  \"" << to_string(d) << "\",\n";
   }
   f << "]\n\n  [[program.source]]\n  type = \"tone\"\n  frequency = 1000\n  level_db = -12\n";
-}
-
-std::string cluster_id(std::size_t i) {
-  char b[32];
-  std::snprintf(b, sizeof b, "c-%06zu", i);
-  return b;
-}
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-// Connects to the control socket, retrying while the engine starts.
-std::unique_ptr<engine::ControlClient> connect_when_up(const std::filesystem::path& socket, ChildProcess& child,
-                                                       const std::string& log) {
-  const auto give_up = Clock::now() + std::chrono::seconds(30);
-  for (;;) {
-    if (std::filesystem::exists(socket)) {
-      try {
-        return std::make_unique<engine::ControlClient>(socket);
-      } catch (const std::exception&) {
-      }
-    }
-    if (!child.running()) {
-      throw std::runtime_error("loa-engine exited before its control socket was up: " + tail_file(log, 800));
-    }
-    if (Clock::now() > give_up) {
-      throw std::runtime_error("control socket " + socket.string() + " not up after 30 s: " + tail_file(log, 800));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-}
-
-void expect_ok(const pb::Response& r, const std::string& what) {
-  if (r.code() != pb::OK) {
-    throw std::runtime_error(what + ": " + pb::StatusCode_Name(r.code()) + " " + r.message());
-  }
 }
 
 // Registers `n` clusters in zone `zone`, keeping kRegisterWindow requests in
@@ -189,160 +113,6 @@ double register_clusters(engine::ControlClient& c, std::size_t n, const std::str
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-LateFrames late_frames(engine::ControlClient& c) {
-  const auto r = c.call("GetStatus", pb::GetStatusRequest());
-  expect_ok(r, "GetStatus");
-  pb::GetStatusResponse s;
-  if (!s.ParseFromString(r.payload())) {
-    throw std::runtime_error("GetStatus: unparsable response");
-  }
-  LateFrames f;
-  for (const auto& p : s.stats().programs()) {
-    f.late += p.frames_late();
-    f.skipped += p.frames_skipped();
-  }
-  f.missed = s.stats().fanout().frames_missed();
-  return f;
-}
-
-void fill_latency(LevelResult& r, std::vector<double>& ms) {
-  r.p50_ms = percentile(ms, 50);
-  r.p99_ms = percentile(ms, 99);
-  r.max_ms = percentile(ms, 100);
-}
-
-// `clients` threads, each with its own connection, issue GetStatus and
-// ListClusters (a page of 100 starting at a pseudo-random cluster) in turn,
-// one call at a time, for `seconds`.
-LevelResult run_level(const std::filesystem::path& socket, unsigned clients, unsigned seconds, std::size_t clusters) {
-  LevelResult res;
-  res.clients = clients;
-  std::vector<std::unique_ptr<engine::ControlClient>> conns;
-  for (unsigned i = 0; i < clients; ++i) {
-    conns.push_back(std::make_unique<engine::ControlClient>(socket));
-  }
-  std::vector<std::vector<double>> lat(clients);
-  std::vector<std::vector<double>> lat_list(clients);    // the ListClusters share of lat
-  std::vector<std::vector<double>> lat_status(clients);  // the GetStatus share
-  std::vector<std::uint64_t> errors(clients, 0);
-  std::vector<std::string> first_error(clients);
-  std::atomic<bool> go{false};
-  std::atomic<bool> stop{false};
-  std::atomic<unsigned> ready{0};
-  std::vector<std::thread> threads;
-  for (unsigned t = 0; t < clients; ++t) {
-    threads.emplace_back([&, t] {
-      auto& c = *conns[t];
-      auto& l = lat[t];
-      auto& ll = lat_list[t];
-      auto& ls = lat_status[t];
-      l.reserve(200000);
-      ll.reserve(100000);
-      ls.reserve(100000);
-      std::uint64_t x = 0x9E3779B97F4A7C15ULL * (t + 1);
-      const pb::GetStatusRequest status;
-      pb::ListClustersRequest list;
-      list.set_page_size(static_cast<std::uint32_t>(kPageSize));
-      ready.fetch_add(1);
-      while (!go.load(std::memory_order_acquire)) {
-        std::this_thread::yield();
-      }
-      for (std::uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
-        const bool is_list = (i + t) % 2 == 1;
-        if (is_list) {
-          x ^= x << 13;
-          x ^= x >> 7;
-          x ^= x << 17;
-          const std::size_t start = clusters > kPageSize ? x % (clusters - kPageSize) : 0;
-          list.set_page_token(start == 0 ? std::string() : cluster_id(start - 1));
-        }
-        const auto t0 = Clock::now();
-        try {
-          const auto r = is_list ? c.call("ListClusters", list) : c.call("GetStatus", status);
-          const double ms = ms_since(t0);
-          l.push_back(ms);
-          (is_list ? ll : ls).push_back(ms);
-          if (r.code() != pb::OK) {
-            if (errors[t]++ == 0) {
-              first_error[t] = pb::StatusCode_Name(r.code()) + " " + r.message();
-            }
-          }
-        } catch (const std::exception& e) {
-          if (errors[t]++ == 0) {
-            first_error[t] = e.what();
-          }
-          break;
-        }
-      }
-    });
-  }
-  while (ready.load() < clients) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  const auto t0 = Clock::now();
-  go.store(true, std::memory_order_release);
-  std::this_thread::sleep_for(std::chrono::seconds(seconds));
-  stop.store(true);
-  for (auto& th : threads) {
-    th.join();
-  }
-  // Every call counted has completed; the stop flag ends each thread's last one.
-  res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::vector<double> all;
-  std::vector<double> lists;
-  std::vector<double> statuses;
-  for (unsigned t = 0; t < clients; ++t) {
-    all.insert(all.end(), lat[t].begin(), lat[t].end());
-    lists.insert(lists.end(), lat_list[t].begin(), lat_list[t].end());
-    statuses.insert(statuses.end(), lat_status[t].begin(), lat_status[t].end());
-    res.errors += errors[t];
-    if (res.first_error.empty()) {
-      res.first_error = first_error[t];
-    }
-  }
-  res.calls = all.size();
-  res.calls_per_s = static_cast<double>(res.calls) / res.seconds;
-  auto method = [](std::vector<double>& ms) {
-    MethodLatency m;
-    m.calls = ms.size();
-    m.p50_ms = percentile(ms, 50);
-    m.p99_ms = percentile(ms, 99);
-    m.max_ms = percentile(ms, 100);
-    return m;
-  };
-  res.get_status = method(statuses);
-  res.list_clusters = method(lists);
-  fill_latency(res, all);
-  return res;
-}
-
-// SetClusterEnabled toggling one cluster after another, one call at a time:
-// each is a committed SQLite transaction (WAL, synchronous=FULL), so its
-// latency is the commit cost seen by a client.
-LevelResult run_mutating(engine::ControlClient& c, unsigned seconds, std::size_t clusters) {
-  LevelResult res;
-  res.clients = 1;
-  std::vector<double> ms;
-  const auto t0 = Clock::now();
-  const auto end = t0 + std::chrono::seconds(seconds);
-  for (std::size_t i = 0; i < kMutatingMaxCalls && Clock::now() < end; ++i) {
-    pb::SetClusterEnabledRequest req;
-    req.set_id(cluster_id(i % clusters));
-    req.set_enabled((i / clusters) % 2 == 1);  // first pass disables, second enables again
-    const auto t = Clock::now();
-    const auto r = c.call("SetClusterEnabled", req);
-    ms.push_back(ms_since(t));
-    if (r.code() != pb::OK && res.errors++ == 0) {
-      res.first_error = pb::StatusCode_Name(r.code()) + " " + r.message();
-    }
-  }
-  res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  res.calls = ms.size();
-  res.calls_per_s = static_cast<double>(res.calls) / res.seconds;
-  fill_latency(res, ms);
-  return res;
-}
-
 JsonObject level_json(const LevelResult& r) {
   JsonObject o;
   o.add_int("calls_per_s", r.calls_per_s)
@@ -366,8 +136,6 @@ JsonObject level_json(const LevelResult& r) {
   if (r.list_clusters) o.add("list_clusters", method(*r.list_clusters));
   return o;
 }
-
-std::string f3(std::optional<double> v) { return v ? fmt_fixed(*v, 3) : "n/a"; }
 
 // Reads programs[].frames_late/frames_skipped from the engine's --stats-out file.
 std::optional<LateFrames> read_stats_file(const std::string& path) {
@@ -430,7 +198,7 @@ int run_control(ControlOptions opt) {
   std::string load_after;
   std::string error;
   try {
-    auto admin = connect_when_up(socket, child, log);
+    auto admin = connect_when_up(socket, child, log, std::chrono::seconds(30));
     pb::CreateZoneRequest zone;
     zone.set_id("bench");
     zone.set_name("bench");
@@ -445,18 +213,18 @@ int run_control(ControlOptions opt) {
              fmt_fixed(static_cast<double>(opt.clusters) / register_s, 0) + " registrations/s, " +
              std::to_string(kRegisterWindow) + " in flight)");
 
-    before = late_frames(*admin);
+    before = control_load::late_frames(*admin);
     load_before = load_average();
     for (const unsigned c : opt.levels) {
       progress("flood: " + std::to_string(c) + " client(s), " + std::to_string(opt.seconds) + " s ...");
-      levels.push_back(run_level(socket, c, opt.seconds, opt.clusters));
+      levels.push_back(control_load::run_level(socket, c, opt.seconds, opt.clusters));
       const auto& r = levels.back();
       progress("  " + fmt_fixed(r.calls_per_s.value_or(0), 0) + " calls/s, p50/p99/max " + f3(r.p50_ms) + "/" +
                f3(r.p99_ms) + "/" + f3(r.max_ms) + " ms, errors " + std::to_string(r.errors));
     }
     progress("mutating: SetClusterEnabled, " + std::to_string(opt.seconds) + " s ...");
-    mutating = run_mutating(*admin, opt.seconds, opt.clusters);
-    after = late_frames(*admin);
+    mutating = control_load::run_mutating(*admin, opt.seconds, opt.clusters);
+    after = control_load::late_frames(*admin);
     load_after = load_average();
   } catch (const std::exception& e) {
     error = e.what();
@@ -484,10 +252,7 @@ int run_control(ControlOptions opt) {
   const bool pass_late = have && error.empty() && late == 0 && skipped == 0;
   const bool pass = error.empty() && pass_rate && pass_p99 && pass_late;
 
-  utsname u{};
-  uname(&u);
-  const std::string machine = std::string(u.machine) + ", " + std::to_string(std::thread::hardware_concurrency()) +
-                              " CPUs, kernel " + u.release;
+  const std::string machine = machine_line();
 
   if (opt.json) {
     JsonObject results;

@@ -1,7 +1,9 @@
+// `loa-bench jitter`: the trace, the replay into Loa's playout (real time or
+// simulated) and GStreamer, the report, and the subcommand. Analysis and the
+// GStreamer contender are in jitter_analysis.cpp and jitter_gst.cpp.
 #include "jitter.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +30,8 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "jitter_analysis.h"
+#include "jitter_gst.h"
 #include "loa/codecs/audio_format.h"
 #include "loa/engine/playout.h"
 #include "loa/transport/impairment.h"
@@ -41,6 +45,8 @@
 namespace loa::bench {
 
 namespace {
+
+using namespace jitter;
 
 namespace tr = loa::transport;
 
@@ -73,14 +79,7 @@ struct JitterOptions {
   bool virtual_time = false;
 };
 
-constexpr std::int64_t kFrameNs = 20'000'000;
 constexpr int kPtimeMs = 20;
-
-std::int64_t mono_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 void sleep_until_ns(std::int64_t t) {
   timespec ts{static_cast<time_t>(t / 1'000'000'000), static_cast<long>(t % 1'000'000'000)};
@@ -108,279 +107,6 @@ tr::ImpairmentConfig impairment(const JitterOptions& o) {
   c.reorder_probability = o.reorder;
   c.reorder_delay_ns = std::llround(o.reorder_ms * 1e6);
   return c;
-}
-
-// ---------------------------------------------------------------------------
-// GStreamer: gst-launch writes the decoded audio into a FIFO through a
-// synchronised filesink (it writes each buffer when the pipeline clock reaches
-// its time: a zero-buffer sink); a thread here timestamps what comes out.
-
-std::vector<std::string> gst_jitter_argv(const JitterOptions& o, std::uint16_t port, const std::string& fifo) {
-  return {o.gst_launch,
-          "-q",
-          "udpsrc",
-          "address=127.0.0.1",
-          "port=" + std::to_string(port),
-          "caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=96",
-          "!",
-          "rtpjitterbuffer",
-          "do-lost=true",
-          "latency=" + std::to_string(o.gst_latency_ms),
-          "!",
-          "rtpopusdepay",
-          "!",
-          "opusdec",
-          "use-inband-fec=true",
-          "plc=true",
-          "!",
-          "audioconvert",
-          "!",
-          "audio/x-raw,format=F32LE,channels=1,rate=48000",
-          "!",
-          "filesink",
-          "location=" + fifo,
-          "buffer-mode=unbuffered",
-          "sync=true"};
-}
-
-std::string join_argv(const std::vector<std::string>& argv) {
-  std::string s;
-  for (const auto& a : argv) {
-    if (!s.empty()) s += ' ';
-    s += a;
-  }
-  return s;
-}
-
-class FifoReader {
- public:
-  explicit FifoReader(std::string path) : path_(std::move(path)) {
-    out_.reserve(48000 * 120, 8000);
-    thread_ = std::thread([this] { run(); });
-  }
-  FifoReader(const FifoReader&) = delete;
-  FifoReader& operator=(const FifoReader&) = delete;
-  ~FifoReader() { finish(); }
-
-  // After the writer exited: makes sure the thread ends and joins it.
-  void finish() {
-    if (!thread_.joinable()) return;
-    if (!opened_.load()) {
-      // The writer never opened the FIFO: open and close it to release our open().
-      const int fd = ::open(path_.c_str(), O_WRONLY | O_NONBLOCK);
-      if (fd >= 0) ::close(fd);
-    }
-    thread_.join();
-  }
-  const TimedPcm& pcm() const { return out_; }
-
- private:
-  void run() {
-    const int fd = ::open(path_.c_str(), O_RDONLY);
-    opened_.store(true);
-    if (fd < 0) return;
-    std::vector<char> buf(1 << 16);
-    std::size_t carry = 0;  // bytes of an incomplete sample kept at buf's start
-    std::vector<float> block;
-    while (true) {
-      const ssize_t n = ::read(fd, buf.data() + carry, buf.size() - carry);
-      const std::int64_t now = mono_ns();
-      if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
-        break;
-      }
-      const std::size_t have = carry + static_cast<std::size_t>(n);
-      const std::size_t samples = have / sizeof(float);
-      block.resize(samples);
-      std::memcpy(block.data(), buf.data(), samples * sizeof(float));
-      carry = have - samples * sizeof(float);
-      std::memmove(buf.data(), buf.data() + samples * sizeof(float), carry);
-      // The bytes were written when their first sample was due to play.
-      if (samples > 0) out_.append(block, now);
-    }
-    ::close(fd);
-  }
-
-  std::string path_;
-  TimedPcm out_;
-  std::atomic<bool> opened_{false};
-  std::thread thread_;
-};
-
-// ---------------------------------------------------------------------------
-// Analysis of one contender's output.
-
-struct Calibration {
-  std::int64_t bias_ns = 0;    // detected onset of frame k minus the start of decoded frame k
-  double clean_seen_ratio = 0.0;
-};
-
-Calibration calibrate(const PacketTrace& trace, const HopSignal& signal) {
-  const std::vector<float> clean = decode_clean(trace);
-  const auto runs = detect_runs(clean);
-  std::vector<std::int64_t> onsets;
-  onsets.reserve(runs.size());
-  for (const auto& r : runs) onsets.push_back(std::llround(static_cast<double>(r.start) * 1e9 / 48000.0));
-  const auto m = match_runs(runs, onsets, signal.labels, kFrameNs, -kFrameNs, 2 * kFrameNs);
-  std::vector<double> offsets;
-  for (const auto& x : m.matches) {
-    offsets.push_back(static_cast<double>(x.onset_ns - static_cast<std::int64_t>(x.frame) * kFrameNs));
-  }
-  Calibration c;
-  c.bias_ns = std::llround(percentile(offsets, 50).value_or(0.0));
-  c.clean_seen_ratio =
-      signal.labels.empty() ? 0.0 : static_cast<double>(m.matches.size()) / static_cast<double>(signal.labels.size());
-  return c;
-}
-
-struct ContenderResult {
-  bool ok = false;
-  std::string error;
-  std::size_t frames = 0;     // source frames judged
-  std::size_t played = 0;     // shown with their own tone (decoded or FEC)
-  std::size_t concealed = 0;  // not shown: PLC, silence or skipped
-  std::size_t fec = 0;        // shown although their own packet was lost or too late
-  std::vector<double> delays_ms;
-  std::size_t relocks = 0;
-  std::size_t unmatched_runs = 0;
-  std::size_t output_samples = 0;
-};
-
-ContenderResult analyse(const TimedPcm& out, const PacketTrace& trace, const HopSignal& signal,
-                        const Calibration& cal, std::int64_t t0, std::size_t first_frame, std::size_t end_frame) {
-  ContenderResult r;
-  // LOA_BENCH_JITTER_PCM=PREFIX: each contender's output as raw 48 kHz mono
-  // float (PREFIX.<n>.f32, in the order analysed) with the play time of its
-  // first sample (relative to the replay's start) in PREFIX.<n>.txt.
-  if (const char* prefix = std::getenv("LOA_BENCH_JITTER_PCM"); prefix != nullptr && !out.samples.empty()) {
-    static int n = 0;
-    const std::string base = std::string(prefix) + "." + std::to_string(++n);
-    if (std::FILE* f = std::fopen((base + ".f32").c_str(), "wb")) {
-      std::fwrite(out.samples.data(), sizeof(float), out.samples.size(), f);
-      std::fclose(f);
-    }
-    if (std::FILE* f = std::fopen((base + ".txt").c_str(), "w")) {
-      std::fprintf(f, "%.3f\n", static_cast<double>(out.time_of(0) - t0) / 1e6);
-      std::fclose(f);
-    }
-  }
-  r.output_samples = out.samples.size();
-  const auto runs = detect_runs(out.samples);
-  std::vector<std::int64_t> onsets;
-  onsets.reserve(runs.size());
-  for (const auto& run : runs) onsets.push_back(out.time_of(run.start));
-  // play(k) = t0 + send_k + delay + bias, send_k = (k + 1) * frame: offset = t0 + frame + bias + delay.
-  const std::int64_t base = t0 + kFrameNs + cal.bias_ns;
-  const auto m = match_runs(runs, onsets, signal.labels, kFrameNs, base - 20'000'000, base + 3'000'000'000LL);
-  r.relocks = m.relocks;
-  r.unmatched_runs = m.unmatched_runs;
-  std::vector<std::int64_t> onset_of(trace.packets.size(), -1);
-  std::vector<std::size_t> run_of(trace.packets.size(), 0);
-  for (const auto& x : m.matches) {
-    onset_of[x.frame] = x.onset_ns;
-    run_of[x.frame] = x.run_samples;
-  }
-  std::FILE* dbg = nullptr;
-  if (const char* d = std::getenv("LOA_BENCH_JITTER_FRAMES")) dbg = std::fopen(d, "a");
-  if (dbg != nullptr && !out.blocks.empty()) {
-    std::fprintf(dbg, "# samples %zu blocks %zu first %.1f ms last %.1f ms runs %zu\n", out.samples.size(),
-                 out.blocks.size(), static_cast<double>(out.blocks.front().second - t0) / 1e6,
-                 static_cast<double>(out.blocks.back().second - t0) / 1e6, runs.size());
-  }
-  for (std::size_t k = first_frame; k < end_frame && k < trace.packets.size(); ++k) {
-    if (dbg != nullptr) {
-      const auto& p = trace.packets[k];
-      std::fprintf(dbg, "%zu %d %.2f %d %.2f %.1f\n", k, p.arrival_ns.empty() ? 1 : 0,
-                   p.arrival_ns.empty() ? -1.0 : static_cast<double>(p.arrival_ns.front() - p.send_ns) / 1e6,
-                   onset_of[k] >= 0 ? 1 : 0,
-                   onset_of[k] >= 0 ? static_cast<double>(onset_of[k] - cal.bias_ns - t0 - p.send_ns) / 1e6 : -1.0,
-                   static_cast<double>(run_of[k]) / 48.0);
-    }
-    ++r.frames;
-    if (onset_of[k] < 0) {
-      ++r.concealed;
-      continue;
-    }
-    ++r.played;
-    const auto& p = trace.packets[k];
-    const std::int64_t play_start = onset_of[k] - cal.bias_ns;  // the decoded frame's first sample
-    r.delays_ms.push_back(static_cast<double>(play_start - t0 - p.send_ns) / 1e6);
-    const bool own_packet_in_time = !p.arrival_ns.empty() && t0 + p.arrival_ns.front() <= play_start;
-    if (!own_packet_in_time) ++r.fec;
-  }
-  if (dbg != nullptr) std::fclose(dbg);
-  r.ok = true;
-  return r;
-}
-
-JsonObject contender_json(const ContenderResult& r) {
-  JsonObject o;
-  if (!r.ok) {
-    o.add("error", r.error);
-    return o;
-  }
-  const double frames = static_cast<double>(std::max<std::size_t>(r.frames, 1));
-  double mean = 0.0;
-  for (const double d : r.delays_ms) mean += d;
-  mean = r.delays_ms.empty() ? 0.0 : mean / static_cast<double>(r.delays_ms.size());
-  o.add("concealed_ratio", std::optional<double>(static_cast<double>(r.concealed) / frames))
-      .add("fec_ratio", std::optional<double>(static_cast<double>(r.fec) / frames))
-      .add("delay_ms_mean", r.delays_ms.empty() ? std::nullopt : std::optional<double>(mean))
-      .add("delay_ms_p50", percentile(r.delays_ms, 50))
-      .add("delay_ms_p99", percentile(r.delays_ms, 99))
-      .add("delay_ms_max", percentile(r.delays_ms, 100))
-      .add_int("frames", static_cast<double>(r.frames))
-      .add_int("played", static_cast<double>(r.played))
-      .add_int("concealed", static_cast<double>(r.concealed))
-      .add_int("fec", static_cast<double>(r.fec))
-      .add_int("detector_relocks", static_cast<double>(r.relocks));
-  return o;
-}
-
-struct LoaCounters {
-  std::uint64_t received = 0, lost = 0, recovered_fec = 0, concealed = 0, late = 0, late_played = 0, duplicate = 0,
-                reordered = 0,
-                underruns = 0, frames_decoded = 0, accelerated = 0, expanded = 0;
-  std::int32_t target_delay_ms = 0;
-};
-
-LoaCounters read_counters(const engine::PlayoutStats& s) {
-  LoaCounters c;
-  c.received = s.received.load();
-  c.lost = s.lost.load();
-  c.recovered_fec = s.recovered_fec.load();
-  c.concealed = s.concealed.load();
-  c.late = s.late.load();
-  c.late_played = s.late_played.load();
-  c.duplicate = s.duplicate.load();
-  c.reordered = s.reordered.load();
-  c.underruns = s.underruns.load();
-  c.frames_decoded = s.frames_decoded.load();
-  c.accelerated = s.accelerated_samples.load();
-  c.expanded = s.expanded_samples.load();
-  c.target_delay_ms = s.target_delay_ms.load();
-  return c;
-}
-
-JsonObject counters_json(const LoaCounters& c) {
-  const double made = static_cast<double>(c.frames_decoded + c.recovered_fec + c.concealed);
-  JsonObject o;
-  o.add_int("received", static_cast<double>(c.received))
-      .add_int("lost", static_cast<double>(c.lost))
-      .add_int("recovered_fec", static_cast<double>(c.recovered_fec))
-      .add_int("concealed", static_cast<double>(c.concealed))
-      .add_int("late", static_cast<double>(c.late))
-      .add_int("late_played", static_cast<double>(c.late_played))
-      .add_int("duplicate", static_cast<double>(c.duplicate))
-      .add_int("reordered", static_cast<double>(c.reordered))
-      .add_int("underruns", static_cast<double>(c.underruns))
-      .add_int("frames_decoded", static_cast<double>(c.frames_decoded))
-      .add("concealed_ratio", made > 0 ? std::optional<double>(static_cast<double>(c.concealed) / made) : std::nullopt)
-      .add("fec_ratio", made > 0 ? std::optional<double>(static_cast<double>(c.recovered_fec) / made) : std::nullopt)
-      .add("accelerated_ms", std::optional<double>(static_cast<double>(c.accelerated) / 48.0))
-      .add("expanded_ms", std::optional<double>(static_cast<double>(c.expanded) / 48.0))
-      .add_int("target_delay_ms_end", static_cast<double>(c.target_delay_ms));
-  return o;
 }
 
 bool has(const std::vector<std::string>& v, const std::string& s) {
@@ -434,7 +160,7 @@ int run_jitter(const JitterOptions& o) {
     std::remove(fifo.c_str());
     if (::mkfifo(fifo.c_str(), 0600) != 0) throw std::runtime_error("mkfifo " + fifo + ": " + std::strerror(errno));
     const std::uint16_t port = free_udp_port();
-    gst_args = gst_jitter_argv(o, port, fifo);
+    gst_args = gst_jitter_argv(o.gst_launch, o.gst_latency_ms, port, fifo);
     reader = std::make_unique<FifoReader>(fifo);
     gst.emplace(ChildProcess::spawn(gst_args, gst_log));
     udp = ::socket(AF_INET, SOCK_DGRAM, 0);

@@ -3,6 +3,8 @@
 // (control_service.cpp, control_clips.cpp, control_programmes.cpp, ...).
 // Private to engine/src.
 
+#include <algorithm>
+#include <cstddef>
 #include <string>
 
 #include "loa/engine/auth.h"
@@ -37,6 +39,15 @@ inline std::string scope_name(const std::string& zone) {
 /// The caller as events and rows name it.
 inline std::string caller_name(const Caller& c) {
     return c.is_local_admin() ? std::string("local admin") : c.operator_name;
+}
+
+/// Whether `id` is 1..max_len characters of [a-z0-9._-] (and of [A-Z:] too when `allow_upper`).
+inline bool valid_id(const std::string& id, std::size_t max_len, bool allow_upper) {
+    if (id.empty() || id.size() > max_len) return false;
+    return std::all_of(id.begin(), id.end(), [&](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+               (allow_upper && ((c >= 'A' && c <= 'Z') || c == ':'));
+    });
 }
 
 }  // namespace loa::engine::control_util
