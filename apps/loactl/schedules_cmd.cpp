@@ -116,7 +116,8 @@ std::optional<std::vector<std::uint32_t>> parse_weekdays(const std::string& text
 }
 
 void add_schedules_commands(CLI::App& app, SchedulesCommands& cmds) {
-    auto* s = app.add_subcommand("schedules", "schedules: playlists of clips played to zones in local-time windows");
+    auto* s = app.add_subcommand(
+        "schedules", "schedules: playlists of clips, or a studio live, played to zones in local-time windows");
     s->require_subcommand(1);
     cmds.create = s->add_subcommand("create", "create a schedule; prints its id");
     auto* c = cmds.create;
@@ -138,8 +139,11 @@ void add_schedules_commands(CLI::App& app, SchedulesCommands& cmds) {
     c->add_option("--end", cmds.end, "local end time HH:MM[:SS] (at or before --start: the next day)")
         ->excludes(duration);
     c->add_option("--late", cmds.late, "a window found running late: resume (default), restart or skip");
-    c->add_option("--item", cmds.items, "playlist item in order: clip ID, ID:GAIN_DB, or gap:MS (repeat)")
-        ->required();
+    auto* items =
+        c->add_option("--item", cmds.items, "playlist item in order: clip ID, ID:GAIN_DB, or gap:MS (repeat)");
+    c->add_option("--studio", cmds.studio, "instead of --item: play this studio live for the window (needs --duration "
+                                           "or --end)")
+        ->excludes(items);
     cmds.list = s->add_subcommand("list", "schedules in your scope with their next windows");
     cmds.list->add_option("--next", cmds.next_count, "next windows per schedule (default 3)");
     cmds.remove = s->add_subcommand("delete", "delete a schedule (stops a window on air)");
@@ -202,6 +206,11 @@ int run_schedules_command(const SchedulesCommands& cmds, loa::engine::ControlCli
             }
             *req.add_items() = *item;
         }
+        if (cmds.items.empty() && cmds.studio.empty()) {
+            std::cerr << "loactl: give the playlist (--item ...) or a studio (--studio NAME)\n";
+            return EX_USAGE;
+        }
+        req.set_studio(cmds.studio);
         pb::CreateScheduleResponse r;
         if (const int rc = call(client, "CreateSchedule", req, r, timeout_ms); rc != 0) return rc;
         if (json) std::cout << json_of(r) << "\n";
@@ -243,14 +252,18 @@ int run_schedules_command(const SchedulesCommands& cmds, loa::engine::ControlCli
         std::cout << json_of(r) << "\n";
         return 0;
     }
-    Table t({"ID", "NAME", "LEVEL", "WHEN", "WINDOW", "ITEMS", "STATE", "NEXT", "ZONES"});
+    Table t({"ID", "NAME", "LEVEL", "WHEN", "WINDOW", "PLAYS", "STATE", "NEXT", "ZONES"});
     for (const auto& s : r.schedules()) {
         std::string state = "-";
         if (!s.problem().empty()) {
             state = "broken: " + s.problem();
+        } else if (s.programme_id() != 0 && !s.studio().empty()) {
+            state = "on air (live)";
         } else if (s.programme_id() != 0) {
             state = "on air (" + std::to_string(s.position_ms() / 1000) + " s in)";
         }
+        const auto plays =
+            s.studio().empty() ? std::to_string(s.items_size()) + " item(s)" : "studio " + s.studio();
         std::string next = "-";
         for (const auto& o : s.next()) {
             if (o.on_air()) continue;
@@ -258,7 +271,7 @@ int run_schedules_command(const SchedulesCommands& cmds, loa::engine::ControlCli
             break;
         }
         t.add({std::to_string(s.id()), s.name(), lower(pb::Level_Name(s.level())), when_text(s) + " " + s.time_zone(),
-               window_text(s), std::to_string(s.items_size()), state, next, zones_text(s.zone_ids())});
+               window_text(s), plays, state, next, zones_text(s.zone_ids())});
     }
     t.print();
     return 0;

@@ -1,6 +1,6 @@
 #pragma once
 // loactl schedules:
-//   create --name N --zone Z [--zone Z2 ...] --start HH:MM[:SS] --item ITEM [--item ITEM ...]
+//   create --name N --zone Z [--zone Z2 ...] --start HH:MM[:SS] (--item ITEM [--item ITEM ...] | --studio S)
 //          [--once | --daily | --weekdays mon,wed,... | --every-days N] [--date YYYY-MM-DD]
 //          [--until YYYY-MM-DD] [--duration S | --end HH:MM[:SS]] [--late resume|restart|skip]
 //          [--tz IANA] [--level L]                        prints the new schedule's id
@@ -8,6 +8,8 @@
 //   delete ID
 //   next [--hours H]                                      windows of every schedule in your scope, by time
 // An ITEM is a catalogue clip "ID" or "ID:GAIN_DB" (e.g. 12:-3), or a gap "gap:MS".
+// --studio S plays declared studio S live for each window instead (needs
+// --duration or --end).
 
 #include <cstdint>
 #include <optional>
@@ -41,6 +43,7 @@ struct SchedulesCommands {
     std::string end;
     std::string late = "resume";
     std::vector<std::string> items;
+    std::string studio;
     std::uint32_t next_count = 0;
     double hours = 24.0;
     std::uint64_t id = 0;
@@ -51,7 +54,8 @@ struct SchedulesCommands {
 void add_schedules_commands(CLI::App& app, SchedulesCommands& cmds);
 
 /// Runs the parsed command; returns loactl's exit status (0 or the gRPC code;
-/// 64 for an unreadable item, weekday, level or late policy). Throws
+/// 64 for an unreadable item, weekday, level or late policy, or neither
+/// items nor a studio). Throws
 /// ControlError when the engine cannot be reached.
 int run_schedules_command(const SchedulesCommands& cmds, loa::engine::ControlClient& client, const std::string& token,
                           bool json, int timeout_ms);

@@ -1,6 +1,7 @@
 // CreateSchedule, ListSchedules, DeleteSchedule, NextOccurrences and the
 // schedules' tick: the Control service's side of schedules (checks, windows
-// and playback in ScheduleControl).
+// and playback in ScheduleControl). A schedule plays a playlist or, in a
+// studio window, a studio live.
 //
 // Order of work: creating checks everything (nothing stored on a refusal),
 // commits the row, its items, the clips' `uses` references and
@@ -122,6 +123,7 @@ pb::Schedule schedule_to_proto(const ScheduleView& v) {
     s.set_programme_id(v.programme_id);
     s.set_position_ms(v.position_ms);
     s.set_problem(v.problem);
+    s.set_studio(r.studio);
     return s;
 }
 
@@ -187,6 +189,7 @@ ScheduleRequest request_of(const pb::CreateScheduleRequest& req) {
     if (late < 0 || late > 3) fail(RpcCode::InvalidArgument, "unknown late policy " + std::to_string(late));
     r.spec.late_policy = late == 0 ? LatePolicy::Resume : static_cast<LatePolicy>(late - 1);
 
+    r.studio = req.studio();
     for (int i = 0; i < req.items_size(); ++i) {
         const auto& item = req.items(i);
         const auto which = "item " + std::to_string(i + 1) + ": ";
@@ -233,7 +236,10 @@ void ControlService::tick_schedules(std::int64_t now) {
             switch (c.kind) {
                 case ScheduleChange::Kind::Started: {
                     std::string how;
-                    if (c.offset_ms > 0) {
+                    if (!c.studio.empty()) {
+                        how = ", studio '" + c.studio + "' live";
+                        if (c.lateness_ms > 2000) how += ", joined " + seconds_text(c.lateness_ms) + " late";
+                    } else if (c.offset_ms > 0) {
                         how = ", joined " + seconds_text(c.lateness_ms) + " late at " + seconds_text(c.offset_ms) +
                               " into its playlist";
                     } else if (c.lateness_ms > 2000) {
@@ -288,8 +294,10 @@ std::string ControlService::create_schedule(const Caller& caller, const std::str
         seq = add_event(pb::SCHEDULE_CREATED, "schedule/" + std::to_string(row.id), event_zone(row.zones),
                         row.created_by + " created " + label(row.id, row.name) + " (" +
                             std::string(to_string(static_cast<Priority>(row.level))) + ") to " + row.zones + ": " +
-                            when_text(row) + ", " + std::to_string(row.items.size()) + " item(s), late policy " +
-                            row.late_policy);
+                            when_text(row) + ", " +
+                            (row.studio.empty() ? std::to_string(row.items.size()) + " item(s)"
+                                                : "studio '" + row.studio + "' live") +
+                            ", late policy " + row.late_policy);
     });
     control.add(row);
     notify(seq);

@@ -164,11 +164,21 @@ Result<ScheduleRow> ScheduleControl::check_create(const Caller& caller, const Sc
         return Outcome::failure(PermissionDenied,
                                 "a target zone is outside the caller's zone '" + caller.zone_id + "'");
     }
-    if (r.items.empty() || r.items.size() > kMaxItems) {
-        return Outcome::failure(InvalidArgument, "a schedule's playlist needs 1 to " + std::to_string(kMaxItems) +
-                                                     " item(s)");
+    const bool live = !r.studio.empty();
+    if (live && !r.items.empty()) {
+        return Outcome::failure(InvalidArgument, "a schedule plays either a playlist (items) or a studio, not both");
     }
-    bool has_clip = false;
+    if (live) {
+        if (!r.spec.duration && !r.end_time) {
+            return Outcome::failure(InvalidArgument, "a studio window needs an end (a duration or an end time): a "
+                                                     "live feed has no end of its own");
+        }
+        if (auto o = studio_check(caller, r.studio); !o.ok()) return o;
+    } else if (r.items.empty() || r.items.size() > kMaxItems) {
+        return Outcome::failure(InvalidArgument, "a schedule's playlist needs 1 to " + std::to_string(kMaxItems) +
+                                                     " item(s), or give a studio instead");
+    }
+    bool has_clip = live;
     for (std::size_t i = 0; i < r.items.size(); ++i) {
         const auto& item = r.items[i];
         const auto which = "item " + std::to_string(i + 1) + ": ";
@@ -189,7 +199,7 @@ Result<ScheduleRow> ScheduleControl::check_create(const Caller& caller, const Sc
         }
     }
     if (!has_clip) return Outcome::failure(InvalidArgument, "a schedule's playlist needs at least one clip");
-    if (!clip_dir_) return Outcome::failure(Unavailable, "this engine has no clip catalogue");
+    if (!live && !clip_dir_) return Outcome::failure(Unavailable, "this engine has no clip catalogue");
 
     ScheduleSpec spec = r.spec;
     if (spec.time_zone.empty()) spec.time_zone = default_tz_;
@@ -230,6 +240,7 @@ Result<ScheduleRow> ScheduleControl::check_create(const Caller& caller, const Sc
     row.every_days = static_cast<int>(checked.every_days);
     row.late_policy = std::string(to_string(checked.late_policy));
     row.items = r.items;
+    row.studio = r.studio;
     for (auto& item : row.items) {
         if (item.clip_id != 0) item.gap_ms = 0;
         if (item.clip_id == 0) item.gain_db = 0.0;
@@ -244,6 +255,19 @@ Result<ScheduleRow> ScheduleControl::check_create(const Caller& caller, const Sc
         }
     }
     return row;
+}
+
+Outcome ScheduleControl::studio_check(const Caller& caller, const std::string& name) const {
+    // As StartProgramme: a studio of the Store whose zone is in the caller's
+    // subtree. Others may read it at the same time (the engine bounds them).
+    const auto studio = store_.studio(name);
+    if (!studio) return Outcome::failure(RpcCode::NotFound, "no studio '" + name + "'");
+    if (!store_.zone_within(studio->zone_id, caller.zone_id)) {
+        return Outcome::failure(RpcCode::PermissionDenied, "studio '" + name + "' of zone '" + studio->zone_id +
+                                                               "' is outside the caller's zone '" + caller.zone_id +
+                                                               "'");
+    }
+    return Outcome::success();
 }
 
 ScheduleControl::Entry ScheduleControl::make_entry(const ScheduleRow& row) const {
@@ -375,8 +399,58 @@ std::vector<ScheduleWindow> ScheduleControl::windows(const Caller& caller, Insta
 }
 
 Outcome ScheduleControl::launch(Entry& e, const Occurrence& window, std::int64_t offset_ms) {
-    if (!clip_dir_) return Outcome::failure(RpcCode::Unavailable, "this engine has no clip catalogue");
     const auto& row = e.row;
+    RuntimeProgramme p;
+    p.id = kProgrammeIdBase + row.id;
+    p.name = "schedule:" + row.name;
+    p.level = static_cast<Priority>(row.level);
+    p.target_zones = zones_of(row);
+    // Newest wins ties: a later window beats an earlier one.
+    p.sequence = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ms_of(window.start))) * 1000 + (row.id % 1000);
+    p.ptime_ms = kPtimeMs;
+    std::shared_ptr<PlaylistProgress> progress;
+    if (!row.studio.empty()) {
+        // Live: no offset into a feed, it joins the studio as it is now.
+        const auto studio = store_.studio(row.studio);
+        if (!studio) {
+            return Outcome::failure(RpcCode::FailedPrecondition, "studio '" + row.studio + "' is gone");
+        }
+        SourceConfig source;
+        source.type = SourceConfig::Type::Studio;
+        source.studio = row.studio;
+        // The studio's fallback clip loops while it is silent (silence without one).
+        if (studio->fallback_clip_id != 0 && clip_dir_) {
+            if (const auto clip = store_.clip(studio->fallback_clip_id)) {
+                source.fallback = *clip_dir_ / (clip->sha256 + "." + clip->ext);
+            }
+        }
+        p.kind = ProgrammeKind::Live;
+        p.sources.push_back(std::move(source));
+        offset_ms = 0;
+    } else {
+        auto spec = playlist_of(row, offset_ms);
+        if (!spec) return spec.error();
+        progress = spec.value()->progress;
+        SourceConfig source;
+        source.type = SourceConfig::Type::Playlist;
+        source.playlist = std::move(spec).value();
+        p.kind = ProgrammeKind::Clip;
+        p.sources.push_back(std::move(source));
+    }
+    // Left over from an inconsistent state: never two programmes for one schedule.
+    if (manager_.contains(p.id)) (void)manager_.stop(p.id);
+    auto started = manager_.start(p);
+    if (!started) return started.error();  // e.g. a studio with all its readers taken: RESOURCE_EXHAUSTED
+    e.on_air = true;
+    e.window = window;
+    e.offset_ms = std::max<std::int64_t>(0, offset_ms);
+    e.progress = std::move(progress);
+    return Outcome::success();
+}
+
+Result<std::shared_ptr<PlaylistSpec>> ScheduleControl::playlist_of(const ScheduleRow& row,
+                                                                   std::int64_t offset_ms) const {
+    if (!clip_dir_) return Outcome::failure(RpcCode::Unavailable, "this engine has no clip catalogue");
     auto spec = std::make_shared<PlaylistSpec>();
     for (const auto& item : row.items) {
         if (item.clip_id == 0) {
@@ -393,29 +467,7 @@ Outcome ScheduleControl::launch(Entry& e, const Occurrence& window, std::int64_t
     spec->repeats = 1;
     spec->start_offset_ms = std::max<std::int64_t>(0, offset_ms);
     spec->progress = std::make_shared<PlaylistProgress>();
-
-    SourceConfig source;
-    source.type = SourceConfig::Type::Playlist;
-    source.playlist = spec;
-    RuntimeProgramme p;
-    p.id = kProgrammeIdBase + row.id;
-    p.name = "schedule:" + row.name;
-    p.level = static_cast<Priority>(row.level);
-    p.target_zones = zones_of(row);
-    // Newest wins ties: a later window beats an earlier one.
-    p.sequence = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ms_of(window.start))) * 1000 + (row.id % 1000);
-    p.kind = ProgrammeKind::Clip;
-    p.ptime_ms = kPtimeMs;
-    p.sources.push_back(std::move(source));
-    // Left over from an inconsistent state: never two programmes for one schedule.
-    if (manager_.contains(p.id)) (void)manager_.stop(p.id);
-    auto started = manager_.start(p);
-    if (!started) return started.error();
-    e.on_air = true;
-    e.window = window;
-    e.offset_ms = spec->start_offset_ms;
-    e.progress = spec->progress;
-    return Outcome::success();
+    return spec;
 }
 
 void ScheduleControl::poll(Instant now) {
@@ -433,6 +485,7 @@ void ScheduleControl::poll(Instant now) {
             c.level = static_cast<Priority>(e.row.level);
             c.zones = e.row.zones;
             c.window_local = format_local_time(w.local_start) + " " + e.row.time_zone;
+            c.studio = e.row.studio;
             return c;
         };
         if (e.on_air) {
@@ -454,7 +507,10 @@ void ScheduleControl::poll(Instant now) {
             outbox_.push_back(std::move(c));
         }
         if (now_ms < e.retry_at_ms) continue;
-        const auto d = e.schedule->decide_start(now, milliseconds(e.playlist_ms));
+        // A studio window always has an end; a live feed has no length to resume within.
+        const auto content = e.row.studio.empty() ? std::optional<milliseconds>(milliseconds(e.playlist_ms))
+                                                  : std::nullopt;
+        const auto d = e.schedule->decide_start(now, content);
         if (d.action == StartDecision::Action::Idle || !d.occurrence) continue;
         auto window = *d.occurrence;
         if (!window.end) window.end = window.start + milliseconds(e.playlist_ms);

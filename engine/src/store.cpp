@@ -188,6 +188,15 @@ CREATE TABLE IF NOT EXISTS programme_background(
   clip_id INTEGER NOT NULL,
   duck_centi_db INTEGER NOT NULL DEFAULT 0);
 )sql",
+    // 12: a schedule whose windows play a studio live instead of a playlist
+    // (then it has no items). A schedule without a row here plays its
+    // playlist. A table of its own, with IF NOT EXISTS, as in 8.
+    R"sql(
+CREATE TABLE IF NOT EXISTS schedule_studio(
+  schedule_id INTEGER PRIMARY KEY REFERENCES schedules(id) ON DELETE CASCADE,
+  studio TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS schedule_studio_name ON schedule_studio(studio);
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 

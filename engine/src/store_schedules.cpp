@@ -1,5 +1,5 @@
-// Store: schedules and their playlist items (schema v8), read when the engine
-// starts. Kept apart from store.cpp beside schedule_control.cpp.
+// Store: schedules and their playlist items (schema v8) or studio (v12),
+// read when the engine starts. Kept apart from store.cpp beside schedule_control.cpp.
 #include <cmath>
 #include <map>
 
@@ -11,8 +11,9 @@ namespace loa::engine {
 std::vector<ScheduleRow> Store::schedules() const {
     auto& s = db_->cached(
         "SELECT id, name, level, zones, time_zone, recurrence, first_date, start_s, duration_s, until_date, "
-        "weekdays, every_days, late_policy, done_start_unix_ms, created_unix_ms, created_by "
-        "FROM schedules ORDER BY id");
+        "weekdays, every_days, late_policy, done_start_unix_ms, created_unix_ms, created_by, "
+        "COALESCE(ss.studio, '') FROM schedules "
+        "LEFT JOIN schedule_studio ss ON ss.schedule_id = schedules.id ORDER BY id");
     std::vector<ScheduleRow> out;
     std::map<std::uint64_t, std::size_t> index;
     while (s.step()) {
@@ -33,6 +34,7 @@ std::vector<ScheduleRow> Store::schedules() const {
         r.done_start_unix_ms = s.int64(13);
         r.created_unix_ms = s.int64(14);
         r.created_by = s.text(15);
+        r.studio = s.text(16);
         index[r.id] = out.size();
         out.push_back(std::move(r));
     }
@@ -72,6 +74,12 @@ std::uint64_t Store::insert_schedule(const ScheduleRow& r) {
         .bind(15, r.created_by)
         .run();
     const auto id = db_->last_insert_rowid();
+    if (!r.studio.empty()) {
+        db_->cached("INSERT INTO schedule_studio(schedule_id, studio) VALUES(?1, ?2)")
+            .bind(1, id)
+            .bind(2, r.studio)
+            .run();
+    }
     std::int64_t position = 0;
     for (const auto& item : r.items) {
         auto& s = db_->cached(
@@ -92,6 +100,7 @@ void Store::delete_schedule(std::uint64_t id) {
     // Items go too (ON DELETE CASCADE; deleted explicitly as well, so the
     // result does not depend on the foreign-key pragma).
     db_->cached("DELETE FROM schedule_items WHERE schedule_id = ?1").bind(1, static_cast<std::int64_t>(id)).run();
+    db_->cached("DELETE FROM schedule_studio WHERE schedule_id = ?1").bind(1, static_cast<std::int64_t>(id)).run();
     db_->cached("DELETE FROM schedules WHERE id = ?1").bind(1, static_cast<std::int64_t>(id)).run();
 }
 

@@ -167,6 +167,13 @@ Result<StudioRow> StudioControl::check_remove(const Caller& caller, const std::s
                                                             std::to_string(a.id) + ": cancel it first");
         }
     }
+    for (const auto& sc : store_.schedules()) {
+        if (sc.studio == name) {
+            return Outcome::failure(FailedPrecondition, "studio '" + name + "' is played by schedule " +
+                                                            std::to_string(sc.id) + " ('" + sc.name +
+                                                            "'): delete it first");
+        }
+    }
     if (const auto s = engine_.studio_status(name); s && s->programme_group) {
         return Outcome::failure(FailedPrecondition, "studio '" + name + "' feeds a programme: stop it first");
     }

@@ -23,15 +23,26 @@
 // over (or was skipped) is remembered as done (persisted in the row), so a
 // restart never plays it twice.
 //
+// A studio window plays a declared studio (StudioControl) live instead of a
+// playlist: a Live programme with a studio source (the studio's fallback
+// clip while it is silent), from the window's start to its end. It needs a
+// duration or an end time (a live feed has no end of its own). Found
+// running late it joins the feed as it is (Resume and Restart alike: there
+// is no offset into a live feed); Skip lets the window go. A start the
+// engine refuses (the studio already feeds StudioFeed::kMaxReaders
+// programmes and alerts, the studio is not in the engine) fails like any
+// other: announced once per window, tried again every kRetryMs.
+//
 // Every start, stop, skip and failed start is queued as a ScheduleChange in
 // the outbox; the caller commits each (event, the row's done mark) and pops
 // it, in order; a failed commit leaves it queued for the next tick.
 //
 // Scope: creating needs role operator, a level no higher than the caller's
 // and target zones inside the caller's subtree (PERMISSION_DENIED); clips
-// must be global or in the caller's subtree. Deleting needs the same as
-// creating it would. Callers see schedules aimed at a zone of their subtree
-// or at a zone above theirs.
+// must be global or in the caller's subtree, a studio's zone inside the
+// caller's subtree (PERMISSION_DENIED; NOT_FOUND for an unknown studio, as
+// StartProgramme). Deleting needs the same as creating it would. Callers
+// see schedules aimed at a zone of their subtree or at a zone above theirs.
 //
 // Threads: the control thread (the one that owns the Store).
 
@@ -69,7 +80,10 @@ struct ScheduleRequest {
     /// spec.first_date is taken as today's date in the schedule's time zone
     /// (at the clock's now).
     bool from_today = false;
-    std::vector<ScheduleItemRow> items;  // 1..kMaxItems, at least one clip
+    std::vector<ScheduleItemRow> items;  // 1..kMaxItems, at least one clip; empty with `studio`
+    /// A studio window: the studio played live (then no items, and a
+    /// duration or end time). Empty = a playlist.
+    std::string studio;
 };
 
 /// One window, for listings.
@@ -108,6 +122,7 @@ struct ScheduleChange {
     Priority level = Priority::Scheduled;
     std::string zones;         // comma-separated
     std::string window_local;  // "YYYY-MM-DD HH:MM:SS <time zone>"
+    std::string studio;        // a studio window: the studio it plays; empty = a playlist
 };
 
 class ScheduleControl {
@@ -136,9 +151,11 @@ public:
     const std::string& default_time_zone() const noexcept { return default_tz_; }
 
     /// Checks the request (INVALID_ARGUMENT with the schedule library's
-    /// message, unknown zone or clip; PERMISSION_DENIED; UNAVAILABLE without
-    /// a clip folder) and returns the row to insert (id 0). Nothing is
-    /// stored or started.
+    /// message, unknown zone or clip, both or neither of playlist and
+    /// studio, a studio without a window end; NOT_FOUND for an unknown
+    /// studio; PERMISSION_DENIED; UNAVAILABLE for a playlist without a clip
+    /// folder) and returns the row to insert (id 0). Nothing is stored or
+    /// started.
     Result<ScheduleRow> check_create(const Caller& caller, const ScheduleRequest& request) const;
     /// Takes part a committed row (with its id) in the next poll(). Rows that
     /// cannot run (a time zone gone from the system) are kept, with their
@@ -199,6 +216,10 @@ private:
     bool in_scope(const Caller& caller, const std::vector<std::string>& zones) const;
     Outcome launch(Entry& e, const Occurrence& window, std::int64_t offset_ms);
     std::int64_t playlist_length_ms(const ScheduleRow& row) const;
+    Outcome studio_check(const Caller& caller, const std::string& name) const;
+    // The playlist of a playlist schedule, from `offset_ms` (UNAVAILABLE
+    // without a clip folder, FAILED_PRECONDITION for a clip gone).
+    Result<std::shared_ptr<PlaylistSpec>> playlist_of(const ScheduleRow& row, std::int64_t offset_ms) const;
     Entry make_entry(const ScheduleRow& row) const;
 
     Store& store_;

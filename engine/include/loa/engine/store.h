@@ -166,7 +166,10 @@ struct ScheduleRow {
     int weekdays = 0;             // bit d = weekday d (0 = Sunday)
     int every_days = 1;
     std::string late_policy;  // to_string(LatePolicy)
-    std::vector<ScheduleItemRow> items;
+    std::vector<ScheduleItemRow> items;  // empty for a studio window
+    /// A studio window (schema v12): the studio its windows play live
+    /// instead of a playlist. Empty = a playlist.
+    std::string studio;
     /// Start (Unix ms) of the last window whose play is over (ended, cut by
     /// its window, skipped): never played again after a restart. 0 = none.
     std::int64_t done_start_unix_ms = 0;
@@ -197,7 +200,7 @@ struct AsRunRow {
 class Store {
 public:
     /// Schema version this build writes; older databases are migrated on open.
-    static constexpr int kSchemaVersion = 11;
+    static constexpr int kSchemaVersion = 12;
     /// Events kept for WatchEvents resume; older ones are pruned.
     static constexpr std::int64_t kEventRetention = 10000;
 

@@ -72,7 +72,8 @@ public:
     Outcome add(const StudioRow& row);
     /// Whether `caller` may remove studio `name` now; returns its row.
     /// NOT_FOUND, PERMISSION_DENIED (viewer, outside the subtree),
-    /// FAILED_PRECONDITION while a programme or an alert plays it.
+    /// FAILED_PRECONDITION while a programme or an alert plays it or a
+    /// schedule names it (a studio window).
     Result<StudioRow> check_remove(const Caller& caller, const std::string& name) const;
     /// Takes the studio out of the engine (after its row was deleted, or
     /// when the row's commit failed). Unknown names are ignored.
