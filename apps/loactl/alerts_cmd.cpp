@@ -4,25 +4,18 @@
 
 #include <sysexits.h>
 
-#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <regex>
 
 #include "loa/control/v1/control.pb.h"
-#include "loa/engine/priority.h"
 
 namespace pb = loa::control::v1;
 
 namespace loactl {
 
 namespace {
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
 
 std::string local_time(std::int64_t unix_ms) {
     const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
@@ -34,8 +27,7 @@ std::string local_time(std::int64_t unix_ms) {
 }
 
 std::string join(const google::protobuf::RepeatedPtrField<std::string>& ids) {
-    std::string out;
-    for (const auto& id : ids) out += (out.empty() ? "" : ", ") + id;
+    const auto out = joined(ids, ", ");
     return out.empty() ? "-" : out;
 }
 
@@ -125,12 +117,9 @@ int run_alerts_command(const AlertsCommands& cmds, loa::engine::ControlClient& c
     if (cmds.raise->parsed()) {
         pb::RaiseAlertRequest req;
         req.set_name(cmds.name);
-        const auto level = loa::engine::parse_priority(cmds.level);
-        if (!level) {
-            std::cerr << "loactl: unknown level '" << cmds.level << "'\n";
-            return EX_USAGE;
-        }
-        req.set_level(static_cast<pb::Level>(static_cast<int>(*level) + 1));
+        const auto level = parse_level(cmds.level);
+        if (!level) return EX_USAGE;
+        req.set_level(*level);
         for (const auto& z : cmds.zones) req.add_zone_ids(z);
         req.set_clip_id(cmds.clip_id);
         req.set_studio(cmds.studio);
@@ -173,10 +162,8 @@ int run_alerts_command(const AlertsCommands& cmds, loa::engine::ControlClient& c
             return 0;
         }
         const auto& a = r.alert();
-        std::string zones;
-        for (const auto& z : a.zone_ids()) zones += (zones.empty() ? "" : ",") + z;
-        std::cout << "alert " << a.id() << " '" << a.name() << "' (" << lower(pb::Level_Name(a.level())) << ") to "
-                  << zones << "\n";
+        std::cout << "alert " << a.id() << " '" << a.name() << "' (" << level_text(a.level()) << ") to "
+                  << joined(a.zone_ids(), ",") << "\n";
         std::cout << "raised:        " << local_time(a.raised_unix_ms()) << " by " << a.raised_by() << "\n";
         std::cout << "expires:       " << (a.expires_unix_ms() == 0 ? std::string("after its last play")
                                                                     : local_time(a.expires_unix_ms()))
@@ -201,11 +188,9 @@ int run_alerts_command(const AlertsCommands& cmds, loa::engine::ControlClient& c
     }
     Table t({"ID", "NAME", "LEVEL", "PLAY", "EXPIRES", "CONFIRMED", "OFFLINE", "ZONES"});
     for (const auto& a : r.alerts()) {
-        std::string zones;
-        for (const auto& z : a.zone_ids()) zones += (zones.empty() ? "" : ",") + z;
-        t.add({std::to_string(a.id()), a.name(), lower(pb::Level_Name(a.level())), play_text(a),
+        t.add({std::to_string(a.id()), a.name(), level_text(a.level()), play_text(a),
                a.expires_unix_ms() == 0 ? std::string("after last play") : local_time(a.expires_unix_ms()),
-               confirmed_text(a), std::to_string(a.clusters_offline()), zones});
+               confirmed_text(a), std::to_string(a.clusters_offline()), joined(a.zone_ids(), ",")});
     }
     t.print();
     return 0;

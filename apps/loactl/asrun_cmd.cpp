@@ -55,25 +55,13 @@ std::string entry_json(const pb::AsRunEntry& e) {
     return out;
 }
 
-std::string lower_level(pb::Level l) {
-    std::string out = pb::Level_Name(l);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-std::string joined(const google::protobuf::RepeatedPtrField<std::string>& names, const char* sep) {
-    std::string out;
-    for (const auto& n : names) out += (out.empty() ? "" : sep) + n;
-    return out;
-}
-
 std::string csv_row(const pb::AsRunEntry& e, const std::string& tz) {
     std::vector<std::string> f{std::to_string(e.id()),
                                std::to_string(e.programme_id()),
                                e.kind(),
                                e.name(),
                                e.zone_id(),
-                               lower_level(e.level()),
+                               level_text(e.level()),
                                std::to_string(e.ssrc()),
                                iso8601_in(e.start_unix_ms(), tz),
                                std::to_string(e.start_unix_ms()),
@@ -242,7 +230,7 @@ int run_asrun_command(const AsRunCommands& cmds, loa::engine::ControlClient& cli
         } else {
             table.add({std::to_string(e.id()), local_text(e.start_unix_ms(), *tz),
                        e.on_air() ? "on air" : local_text(e.end_unix_ms(), *tz), e.zone_id(), e.kind(), e.name(),
-                       lower_level(e.level()),
+                       level_text(e.level()),
                        std::to_string(e.clusters_confirmed()) + "/" + std::to_string(e.clusters_targeted()),
                        e.preempted_by_size() == 0 ? "-" : joined(e.preempted_by(), "; "),
                        e.end_reason().empty() ? "-" : e.end_reason()});

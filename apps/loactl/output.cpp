@@ -1,8 +1,11 @@
 #include "output.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include <google/protobuf/util/json_util.h>
+
+#include "loa/engine/priority.h"
 
 namespace loactl {
 
@@ -12,6 +15,28 @@ std::string json_of(const google::protobuf::Message& m) {
     o.preserve_proto_field_names = true;
     (void)google::protobuf::util::MessageToJsonString(m, &out, o);
     return out;
+}
+
+std::string lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string level_text(loa::control::v1::Level level) { return lower(loa::control::v1::Level_Name(level)); }
+
+std::string joined(const google::protobuf::RepeatedPtrField<std::string>& items, const char* sep) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : sep) + item;
+    return out;
+}
+
+std::optional<loa::control::v1::Level> parse_level(const std::string& text) {
+    const auto level = loa::engine::parse_priority(text);
+    if (!level) {
+        std::cerr << "loactl: unknown level '" << text << "'\n";
+        return std::nullopt;
+    }
+    return static_cast<loa::control::v1::Level>(static_cast<int>(*level) + 1);
 }
 
 namespace {

@@ -1,12 +1,15 @@
 #pragma once
 // What every loactl command shares: one unary call with its error printed,
-// protobuf's JSON printer, and an aligned text table.
+// protobuf's JSON printer, an aligned text table, and the words of levels,
+// lists and --level options.
 
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <google/protobuf/message.h>
+#include <google/protobuf/repeated_ptr_field.h>
 
 #include "loa/control/v1/control.pb.h"
 #include "loa/engine/control_client.h"
@@ -34,6 +37,19 @@ int call(loa::engine::ControlClient& c, const std::string& method, const google:
     }
     return 0;
 }
+
+/// `s` with ASCII letters in lower case.
+std::string lower(std::string s);
+
+/// A level as loactl prints it: its proto name in lower case ("commune").
+std::string level_text(loa::control::v1::Level level);
+
+/// The items joined with `sep`; "" when there are none.
+std::string joined(const google::protobuf::RepeatedPtrField<std::string>& items, const char* sep);
+
+/// The protocol level a --level option names (see loa::engine::parse_priority);
+/// nullopt, after "loactl: unknown level 'TEXT'" on stderr, when it names none.
+std::optional<loa::control::v1::Level> parse_level(const std::string& text);
 
 /// Rows of text printed with each column padded to its widest cell.
 class Table {

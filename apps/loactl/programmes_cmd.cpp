@@ -2,7 +2,6 @@
 
 #include "output.h"
 
-#include <cctype>
 #include <cstdio>
 #include <iostream>
 
@@ -10,7 +9,6 @@
 
 #include "loa/control/v1/control.pb.h"
 #include "loa/engine/control_status.h"
-#include "loa/engine/priority.h"
 
 namespace pb = loa::control::v1;
 using loa::engine::ControlError;
@@ -27,11 +25,6 @@ std::string state_name(pb::ProgrammeState s) {
         case pb::PROGRAMME_HELD: return "held";
         default: return "-";
     }
-}
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
 }
 
 // "-" without a background bed, else "CLIP (DB dB)", e.g. "3 (-20 dB)".
@@ -81,12 +74,9 @@ int run_programmes_command(const ProgrammesCommands& cmds, loa::engine::ControlC
     if (cmds.start->parsed()) {
         pb::StartProgrammeRequest req;
         req.set_name(cmds.name);
-        const auto level = loa::engine::parse_priority(cmds.level);
-        if (!level) {
-            std::cerr << "loactl: unknown level '" << cmds.level << "'\n";
-            return pb::INVALID_ARGUMENT;
-        }
-        req.set_level(static_cast<pb::Level>(static_cast<int>(*level) + 1));
+        const auto level = parse_level(cmds.level);
+        if (!level) return pb::INVALID_ARGUMENT;
+        req.set_level(*level);
         for (const auto& z : cmds.zones) req.add_zone_ids(z);
         req.set_loop(cmds.loop);
         if (cmds.on_preempt == "restart") {
@@ -131,11 +121,10 @@ int run_programmes_command(const ProgrammesCommands& cmds, loa::engine::ControlC
     std::printf("%-6s %-20s %-10s %-10s %-9s %-14s %s\n", "ID", "NAME", "LEVEL", "STATE", "CLUSTERS", "BACKGROUND",
                 "ZONES");
     for (const auto& p : r.programmes()) {
-        std::string zones;
-        for (const auto& z : p.zone_ids()) zones += (zones.empty() ? "" : ",") + z;
+        const auto zones = joined(p.zone_ids(), ",");
         const auto clusters = std::to_string(p.clusters_hearing()) + "/" + std::to_string(p.clusters_targeted());
         std::printf("%-6llu %-20s %-10s %-10s %-9s %-14s %s\n", static_cast<unsigned long long>(p.id()),
-                    p.name().c_str(), lower(pb::Level_Name(p.level())).c_str(),
+                    p.name().c_str(), level_text(p.level()).c_str(),
                     p.paused() ? "paused" : state_name(p.state()).c_str(), clusters.c_str(), bed_cell(p).c_str(),
                     zones.c_str());
     }

@@ -4,31 +4,18 @@
 
 #include <sysexits.h>
 
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <regex>
 
-#include "loa/engine/priority.h"
 
 namespace pb = loa::control::v1;
 
 namespace loactl {
 
 namespace {
-
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
-std::string zones_text(const google::protobuf::RepeatedPtrField<std::string>& ids) {
-    std::string out;
-    for (const auto& id : ids) out += (out.empty() ? "" : ",") + id;
-    return out;
-}
 
 // The local end of a window, from its start and length, "HH:MM:SS".
 std::string end_text(const pb::ScheduleOccurrence& o) {
@@ -159,12 +146,9 @@ int run_schedules_command(const SchedulesCommands& cmds, loa::engine::ControlCli
         pb::CreateScheduleRequest req;
         req.set_name(cmds.name);
         for (const auto& z : cmds.zones) req.add_zone_ids(z);
-        const auto level = loa::engine::parse_priority(cmds.level);
-        if (!level) {
-            std::cerr << "loactl: unknown level '" << cmds.level << "'\n";
-            return EX_USAGE;
-        }
-        req.set_level(static_cast<pb::Level>(static_cast<int>(*level) + 1));
+        const auto level = parse_level(cmds.level);
+        if (!level) return EX_USAGE;
+        req.set_level(*level);
         req.set_time_zone(cmds.time_zone);
         if (cmds.daily) {
             req.set_recurrence(pb::RECURRENCE_DAILY);
@@ -238,8 +222,8 @@ int run_schedules_command(const SchedulesCommands& cmds, loa::engine::ControlCli
         Table t({"START", "END", "TZ", "ID", "SCHEDULE", "LEVEL", "ON AIR", "ZONES"});
         for (const auto& o : r.occurrences()) {
             t.add({o.local_start(), end_text(o), o.time_zone(), std::to_string(o.schedule_id()),
-                   o.schedule_name(), lower(pb::Level_Name(o.level())), o.on_air() ? "yes" : "-",
-                   zones_text(o.zone_ids())});
+                   o.schedule_name(), level_text(o.level()), o.on_air() ? "yes" : "-",
+                   joined(o.zone_ids(), ",")});
         }
         t.print();
         return 0;
@@ -270,8 +254,8 @@ int run_schedules_command(const SchedulesCommands& cmds, loa::engine::ControlCli
             next = o.local_start();
             break;
         }
-        t.add({std::to_string(s.id()), s.name(), lower(pb::Level_Name(s.level())), when_text(s) + " " + s.time_zone(),
-               window_text(s), plays, state, next, zones_text(s.zone_ids())});
+        t.add({std::to_string(s.id()), s.name(), level_text(s.level()), when_text(s) + " " + s.time_zone(),
+               window_text(s), plays, state, next, joined(s.zone_ids(), ",")});
     }
     t.print();
     return 0;

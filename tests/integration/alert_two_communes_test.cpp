@@ -9,18 +9,14 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <cmath>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <regex>
-#include <sstream>
 
 #include "audio_check.h"
 #include "integration_util.h"
-#include "loa/codecs/tone_analysis.h"
-#include "loa/codecs/wav_writer.h"
 #include "process.h"
+#include "sine_wav.h"
 #include "temp_dir.h"
 
 using namespace loa;
@@ -30,72 +26,7 @@ namespace {
 constexpr int kPerCommune = 10;
 constexpr int kSchedule = 440;
 constexpr int kMessage = 660;
-constexpr int kChime = 1;  // 960 and 853 Hz, the two steps of the attention chime
-
-struct Ctl {
-    std::string socket;
-    test::CommandResult run(std::vector<std::string> args) const {
-        return test::run_command(test::loactl_argv("--socket", socket, args));
-    }
-    std::string ok(std::vector<std::string> args) const {
-        const auto r = run(args);
-        INFO(r.out);
-        REQUIRE(r.status == 0);
-        return r.out;
-    }
-};
-
-std::uintmax_t size_of(const std::filesystem::path& p) {
-    std::error_code ec;
-    const auto n = std::filesystem::file_size(p, ec);
-    return ec ? 0 : n;
-}
-
-void write_sine(const std::filesystem::path& path, double hz, double seconds) {
-    codecs::WavWriter w(path, codecs::WavSampleFormat::Pcm16, 48000, 1);
-    std::vector<float> buf(static_cast<std::size_t>(seconds * 48000));
-    for (std::size_t i = 0; i < buf.size(); ++i) {
-        buf[i] = static_cast<float>(0.4 * std::sin(2.0 * M_PI * hz * static_cast<double>(i) / 48000.0));
-    }
-    REQUIRE(w.write(buf) == codecs::Status::Ok);
-    REQUIRE(w.close() == codecs::Status::Ok);
-}
-
-// One label per 100 ms window: the known tone it fits (+-5 Hz, SNR >= 20 dB),
-// the chime's two steps both kChime, 0 for anything else (silence, a switch).
-std::vector<int> window_labels(const std::vector<float>& pcm) {
-    constexpr std::size_t kWin = 4800;
-    std::vector<int> out;
-    for (std::size_t at = 0; at + kWin <= pcm.size(); at += kWin) {
-        const auto fit = codecs::fit_tone(std::span<const float>(pcm.data() + at, kWin));
-        int label = 0;
-        for (const int hz : {kSchedule, kMessage, 853, 960}) {
-            if (fit.snr_db >= 20.0 && std::abs(fit.frequency_hz - hz) <= 5.0) label = hz;
-        }
-        out.push_back(label == 960 || label == 853 ? kChime : label);
-    }
-    return out;
-}
-
-// The order of what was heard: runs of one label (silence ignored), runs
-// shorter than 3 windows dropped (a speaker's playout may stretch a window
-// or two around a switch), equal neighbours merged.
-std::vector<int> sequence_of(const std::vector<int>& labels) {
-    std::vector<std::pair<int, int>> runs;
-    for (const int l : labels) {
-        if (l == 0) continue;
-        if (!runs.empty() && runs.back().first == l) {
-            ++runs.back().second;
-        } else {
-            runs.emplace_back(l, 1);
-        }
-    }
-    std::vector<int> out;
-    for (const auto& [label, n] : runs) {
-        if (n >= 3 && (out.empty() || out.back() != label)) out.push_back(label);
-    }
-    return out;
-}
+constexpr int kChime = test::kChimeLabel;  // 960 and 853 Hz, the two steps of the attention chime
 
 // Windows of schedule audio between the first chime window and the last
 // message window: must be none, not even a window shorter than a run.
@@ -114,14 +45,7 @@ TEST_CASE("alert_to_one_commune_of_twenty_speakers", "[integration][control][ale
     // Ten speakers in commune A, ten in commune B, known to the engine from the seed.
     std::vector<std::string> ids;
     std::vector<std::unique_ptr<test::Process>> speakers;
-    std::ostringstream cfg;
-    cfg << "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\nrealtime_priority = 0\nfanout_threads = 2\n"
-        << "time_zone = \"UTC\"\n"
-        << "[control]\nsocket = \"run/control.sock\"\n"
-        << "[[zone]]\nid = \"p\"\nname = \"P\"\nkind = \"province\"\n"
-        << "[[zone]]\nid = \"p.d\"\nname = \"D\"\nkind = \"district\"\nparent = \"p\"\n"
-        << "[[zone]]\nid = \"p.d.a\"\nname = \"A\"\nkind = \"commune\"\nparent = \"p.d\"\n"
-        << "[[zone]]\nid = \"p.d.b\"\nname = \"B\"\nkind = \"commune\"\nparent = \"p.d\"\n";
+    std::string seed = test::zone_tree_seed();
     for (const char commune : {'a', 'b'}) {
         for (int i = 0; i < kPerCommune; ++i) {
             const std::string id = std::string("sp-") + commune + "-" + std::to_string(i);
@@ -131,20 +55,17 @@ TEST_CASE("alert_to_one_commune_of_twenty_speakers", "[integration][control][ale
             speakers.push_back(test::start_speaker(id, dir / (id + ".wav"), "127.0.0.1", port, dir / (id + ".log"),
                                                    {"--min-delay-ms", "60"}));
             ids.push_back(id);
-            cfg << "[[cluster]]\nid = \"" << id << "\"\naddress = \"127.0.0.1:" << port << "\"\nzone = \"p.d."
-                << commune << "\"\n";
+            seed += test::cluster_seed(id, port, std::string("p.d.") + commune);
         }
     }
-    std::ofstream(dir / "engine.toml") << cfg.str();
-    test::Process engine({LOA_ENGINE_BIN, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
-    REQUIRE(engine.read_line(20000));
-    REQUIRE(engine.read_line(20000));
-    Ctl ctl{(dir / "run/control.sock").string()};
+    auto engine = test::start_control_engine(
+        dir, test::control_engine_toml("realtime_priority = 0\nfanout_threads = 2\ntime_zone = \"UTC\"\n", seed));
+    const auto& ctl = engine.ctl;
 
     // The commune schedule: a window open now, to both communes, playing a
     // 440 Hz clip eight times over (40 s, longer than the test).
-    write_sine(dir / "schedule.wav", kSchedule, 5.0);
-    write_sine(dir / "message.wav", kMessage, 1.0);
+    test::write_sine(dir / "schedule.wav", kSchedule, 5.0, 0.4);
+    test::write_sine(dir / "message.wav", kMessage, 1.0, 0.4);
     const auto sched_clip = std::to_string(
         test::json_int(ctl.ok({"--json", "clips", "upload", (dir / "schedule.wav").string()}), "id"));
     const auto message_clip = std::to_string(
@@ -176,9 +97,8 @@ TEST_CASE("alert_to_one_commune_of_twenty_speakers", "[integration][control][ale
         return test::wait_until(
             [&] {
                 for (std::size_t i = 0; i < ids.size(); ++i) {
-                    if (size_of(dir / (ids[i] + ".wav")) < from[i] + static_cast<std::uintmax_t>(seconds * 96000)) {
-                        return false;
-                    }
+                    const auto want = from[i] + static_cast<std::uintmax_t>(seconds * 96000);
+                    if (test::file_size_or_0(dir / (ids[i] + ".wav")) < want) return false;
                 }
                 return true;
             },
@@ -186,7 +106,7 @@ TEST_CASE("alert_to_one_commune_of_twenty_speakers", "[integration][control][ale
     };
     std::vector<std::uintmax_t> sizes(ids.size(), 0);
     const auto snapshot_sizes = [&] {
-        for (std::size_t i = 0; i < ids.size(); ++i) sizes[i] = size_of(dir / (ids[i] + ".wav"));
+        for (std::size_t i = 0; i < ids.size(); ++i) sizes[i] = test::file_size_or_0(dir / (ids[i] + ".wav"));
     };
     REQUIRE(test::wait_until([&] { return playing(schedule_ssrc) == 2 * kPerCommune; }));
     snapshot_sizes();
@@ -238,19 +158,18 @@ TEST_CASE("alert_to_one_commune_of_twenty_speakers", "[integration][control][ale
         INFO(ids[i]);
         CHECK(speakers[i]->wait(20000) == std::optional<int>(0));
     }
-    engine.signal(SIGTERM);
-    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+    engine.stop();
 
     for (const auto& id : ids) {
         INFO(id);
-        const auto labels = window_labels(test::read_wav(dir / (id + ".wav")));
+        const auto labels = test::window_labels(test::read_wav(dir / (id + ".wav")), {kSchedule, kMessage, 853, 960});
         if (id.starts_with("sp-a-")) {
             // The schedule, the chime, the message, the schedule again; not
             // one window of schedule audio from the chime to the message.
-            CHECK(sequence_of(labels) == std::vector<int>{kSchedule, kChime, kMessage, kSchedule});
+            CHECK(test::label_sequence(labels) == std::vector<int>{kSchedule, kChime, kMessage, kSchedule});
             CHECK(schedule_windows_inside_alert(labels) == 0);
         } else {
-            CHECK(sequence_of(labels) == std::vector<int>{kSchedule});
+            CHECK(test::label_sequence(labels) == std::vector<int>{kSchedule});
             CHECK(std::count(labels.begin(), labels.end(), kChime) == 0);
             CHECK(std::count(labels.begin(), labels.end(), kMessage) == 0);
         }

@@ -6,7 +6,6 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <regex>
 
@@ -17,19 +16,6 @@
 using namespace loa;
 
 namespace {
-
-struct Ctl {
-    std::string socket;
-    test::CommandResult run(std::vector<std::string> args, const std::string& token = {}) const {
-        return test::run_command(test::loactl_argv("--socket", socket, args, token));
-    }
-    std::string ok(std::vector<std::string> args, const std::string& token = {}) const {
-        const auto r = run(args, token);
-        INFO(r.out);
-        REQUIRE(r.status == 0);
-        return r.out;
-    }
-};
 
 // RFC 4180 records: fields split on commas outside quotes, "" inside quotes
 // is one quote, records end with CRLF.
@@ -75,17 +61,11 @@ TEST_CASE("asrun_export_csv_and_json_through_loactl", "[integration][control][as
     test::TempDir dir("loa-asrun");
     unsigned port = 0;
     auto speaker = test::start_speaker("sp-a", dir / "a.wav", "127.0.0.1", port, dir / "a.log");
-    std::ofstream(dir / "engine.toml") << "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
-                                       << "realtime_priority = 0\nasrun_retention_days = 30\n"
-                                       << "[control]\nsocket = \"run/control.sock\"\n";
-    test::Process engine({LOA_ENGINE_BIN, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
-    REQUIRE(engine.read_line(20000));
-    REQUIRE(engine.read_line(20000));
-    Ctl ctl{(dir / "run/control.sock").string()};
+    auto engine =
+        test::start_control_engine(dir, test::control_engine_toml("realtime_priority = 0\nasrun_retention_days = 30\n"));
+    const auto& ctl = engine.ctl;
 
-    ctl.ok({"zones", "create", "p", "--name", "P", "--kind", "province"});
-    ctl.ok({"zones", "create", "p.d", "--name", "D", "--kind", "district", "--parent", "p"});
-    ctl.ok({"zones", "create", "p.d.a", "--name", "A", "--kind", "commune", "--parent", "p.d"});
+    test::create_zone_tree(ctl, {"a"});
     ctl.ok({"clusters", "register", "sp-a", "--zone", "p.d.a", "--address", "127.0.0.1:" + std::to_string(port)});
 
     // A name that needs quoting in CSV.
@@ -185,6 +165,5 @@ TEST_CASE("asrun_export_csv_and_json_through_loactl", "[integration][control][as
 
     speaker->signal(SIGTERM);
     REQUIRE(speaker->wait(20000) == std::optional<int>(0));
-    engine.signal(SIGTERM);
-    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+    engine.stop();
 }

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "loa/codecs/clip_reader.h"
@@ -77,6 +79,51 @@ inline ToneWindows tone_windows(const std::vector<float>& pcm, double hz, double
 /// Share of good windows, see tone_windows().
 inline double tone_window_share(const std::vector<float>& pcm, double hz, double min_snr_db, double* other_hz = nullptr) {
     return tone_windows(pcm, hz, min_snr_db, other_hz).share();
+}
+
+/// Label of the attention chime's two steps (960 and 853 Hz) in window_labels().
+inline constexpr int kChimeLabel = 1;
+
+/// One label per 100 ms window of `pcm`: the tone of `known` it fits (+-5 Hz,
+/// SNR >= 20 dB), the chime's steps both kChimeLabel, 0 for anything else
+/// (silence, a switch, a tone not in `known`).
+inline std::vector<int> window_labels(const std::vector<float>& pcm, const std::vector<int>& known) {
+    constexpr std::size_t kWin = 4800;
+    std::vector<int> out;
+    for (std::size_t at = 0; at + kWin <= pcm.size(); at += kWin) {
+        const auto fit = codecs::fit_tone(std::span<const float>(pcm.data() + at, kWin));
+        int label = 0;
+        for (const int hz : known) {
+            if (fit.snr_db >= 20.0 && std::abs(fit.frequency_hz - hz) <= 5.0) label = hz;
+        }
+        out.push_back(label == 960 || label == 853 ? kChimeLabel : label);
+    }
+    return out;
+}
+
+/// The order of what was heard: runs of one label (0 ignored), runs shorter
+/// than 3 windows dropped (a speaker's playout may stretch a window or two
+/// around a switch), equal neighbours merged.
+inline std::vector<int> label_sequence(const std::vector<int>& labels) {
+    std::vector<std::pair<int, int>> runs;
+    for (const int l : labels) {
+        if (l == 0) continue;
+        if (!runs.empty() && runs.back().first == l) {
+            ++runs.back().second;
+        } else {
+            runs.emplace_back(l, 1);
+        }
+    }
+    std::vector<int> out;
+    for (const auto& [label, n] : runs) {
+        if (n >= 3 && (out.empty() || out.back() != label)) out.push_back(label);
+    }
+    return out;
+}
+
+/// The tones of `known` heard in `pcm`, in order (see label_sequence()).
+inline std::vector<int> tone_sequence(const std::vector<float>& pcm, const std::vector<int>& known) {
+    return label_sequence(window_labels(pcm, known));
 }
 
 }  // namespace loa::test

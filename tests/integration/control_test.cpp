@@ -14,51 +14,14 @@
 
 using namespace loa;
 
-namespace {
-const std::string kEngine = LOA_ENGINE_BIN;
-
-using Result = test::CommandResult;
-
-struct Ctl {
-    std::string socket;
-    Result run(std::vector<std::string> args, const std::string& token = {}) const {
-        return test::run_command(test::loactl_argv("--socket", socket, args, token));
-    }
-    void ok(std::vector<std::string> args, const std::string& token = {}) const {
-        const auto r = run(args, token);
-        INFO(r.out);
-        REQUIRE(r.status == 0);
-    }
-};
-
-struct EngineProc {
-    EngineProc(const test::TempDir& dir) {
-        std::ofstream(dir / "engine.toml") << "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
-                                           << "[control]\nsocket = \"run/control.sock\"\n";
-        proc = std::make_unique<test::Process>(
-            std::vector<std::string>{kEngine, "--config", (dir / "engine.toml").string()},
-            (dir / "engine.log").string());
-        const auto l1 = proc->read_line(20000);
-        REQUIRE(l1);
-        REQUIRE(l1->rfind("listening", 0) == 0);
-        const auto l2 = proc->read_line(20000);
-        REQUIRE(l2);
-        REQUIRE(*l2 == "control " + (dir / "run/control.sock").string());
-    }
-    ~EngineProc() {
-        proc->signal(SIGTERM);
-        proc->wait(20000);
-    }
-    std::unique_ptr<test::Process> proc;
-};
-}  // namespace
-
 TEST_CASE("loactl_drives_engine_over_unix_socket", "[integration][control]") {
     test::TempDir dir("loa-ctl");
-    Ctl ctl{(dir / "run/control.sock").string()};
+    const test::LoactlClient ctl{(dir / "run/control.sock").string()};
+    // No realtime_priority: the engine's default.
+    const auto toml = test::control_engine_toml("");
     std::string token;
     {
-        EngineProc engine(dir);
+        const auto engine = test::start_control_engine(dir, toml);
         struct stat st{};
         REQUIRE(::stat(ctl.socket.c_str(), &st) == 0);
         REQUIRE((st.st_mode & 0777) == 0660);
@@ -134,7 +97,7 @@ TEST_CASE("loactl_drives_engine_over_unix_socket", "[integration][control]") {
     }
     // Restart: everything acknowledged is still there.
     {
-        EngineProc engine(dir);
+        const auto engine = test::start_control_engine(dir, toml);
         auto r = ctl.run({"--json", "clusters", "get", "c1"}, token);
         REQUIRE(r.status == 0);
         REQUIRE(r.out.find("\"zone_id\":\"hn.bv.tl\"") != std::string::npos);
@@ -156,31 +119,16 @@ TEST_CASE("engine_without_state_dir_has_no_control_socket", "[integration][contr
 
 TEST_CASE("control_seed_is_imported_once_and_the_database_stays_the_truth", "[integration][control]") {
     test::TempDir dir("loa-ctl-seed");
-    Ctl ctl{(dir / "control.sock").string()};
-    const std::string head = "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n[control]\nsocket = \"control.sock\"\n";
     const std::string seed =
         "[[zone]]\nid = \"hn\"\nname = \"Ha Noi\"\nkind = \"province\"\n"
         "[[zone]]\nid = \"hn.bv\"\nname = \"Ba Vi\"\nkind = \"district\"\nparent = \"hn\"\n"
         "[[cluster]]\nid = \"c1\"\naddress = \"127.0.0.1:7000\"\nzone = \"hn.bv\"\nname = \"Cum 1\"\n";
-    const auto start = [&](const std::string& toml) {
-        std::ofstream(dir / "engine.toml") << toml;
-        auto p = std::make_unique<test::Process>(
-            std::vector<std::string>{kEngine, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
-        bool ready = false;
-        for (int i = 0; i < 8 && !ready; ++i) {
-            const auto line = p->read_line(20000);
-            REQUIRE(line);
-            ready = line->rfind("control ", 0) == 0;
-        }
-        REQUIRE(ready);
-        return p;
-    };
-    const auto stop = [](std::unique_ptr<test::Process>& p) {
-        p->signal(SIGTERM);
-        REQUIRE(p->wait(20000) == std::optional<int>(0));
+    const auto start = [&](const std::string& more_seed) {
+        return test::start_control_engine(dir, test::control_engine_toml("", more_seed));
     };
 
-    auto engine = start(head + seed);
+    auto engine = start(seed);
+    const auto& ctl = engine.ctl;
     auto r = ctl.run({"--json", "clusters", "get", "c1"});
     INFO(r.out);
     REQUIRE(r.status == 0);
@@ -192,10 +140,10 @@ TEST_CASE("control_seed_is_imported_once_and_the_database_stays_the_truth", "[in
     ctl.ok({"clusters", "remove", "c1"});
     ctl.ok({"zones", "rename", "hn", "Thu do"});
     ctl.ok({"clusters", "register", "c9", "--zone", "hn"});
-    stop(engine);
+    engine.stop();
 
     // A restart with an edited seed does not undo or add anything.
-    const std::string edited = head + seed +
+    const std::string edited = seed +
                                "[[zone]]\nid = \"hcm\"\nname = \"Sai Gon\"\nkind = \"province\"\n"
                                "[[cluster]]\nid = \"c2\"\naddress = \"127.0.0.1:7002\"\nzone = \"hcm\"\n";
     engine = start(edited);
@@ -206,11 +154,11 @@ TEST_CASE("control_seed_is_imported_once_and_the_database_stays_the_truth", "[in
     REQUIRE(r.out.find("Thu do") != std::string::npos);
     REQUIRE(r.out.find("Ha Noi") == std::string::npos);
     REQUIRE(r.out.find("hcm") == std::string::npos);
-    stop(engine);
+    engine.stop();
 
     // A bad seed is a configuration error (exit 78) naming the key.
-    std::ofstream(dir / "engine.toml") << head << "[[zone]]\nid = \"x\"\nkind = \"commune\"\n";
-    test::Process bad({kEngine, "--config", (dir / "engine.toml").string()}, (dir / "bad.log").string());
+    std::ofstream(dir / "engine.toml") << test::control_engine_toml("", "[[zone]]\nid = \"x\"\nkind = \"commune\"\n");
+    test::Process bad({LOA_ENGINE_BIN, "--config", (dir / "engine.toml").string()}, (dir / "bad.log").string());
     REQUIRE(bad.wait(20000) == std::optional<int>(78));
     std::ifstream log(dir / "bad.log");
     const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());

@@ -10,7 +10,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <numbers>
 #include <span>
 #include <string>
@@ -30,25 +29,6 @@ namespace {
 constexpr std::size_t kWin = 960;     // 20 ms: whole periods of both 300 Hz and 1 kHz
 constexpr double kVoiceAmp = 0.4;     // 1 kHz voice
 constexpr double kBedAmp = 0.3;       // 300 Hz bed
-
-struct Ctl {
-    std::string socket;
-    test::CommandResult run(std::vector<std::string> args) const {
-        return test::run_command(test::loactl_argv("--socket", socket, args));
-    }
-    std::string ok(std::vector<std::string> args) const {
-        const auto r = run(args);
-        INFO(r.out);
-        REQUIRE(r.status == 0);
-        return r.out;
-    }
-};
-
-std::uintmax_t size_of(const std::filesystem::path& p) {
-    std::error_code ec;
-    const auto n = std::filesystem::file_size(p, ec);
-    return ec ? 0 : n;
-}
 
 // Writes `on_s` of a sine at `hz` (amplitude `amp`) followed by `off_s` of silence.
 void write_burst(const std::filesystem::path& path, double hz, double amp, double on_s, double off_s) {
@@ -108,18 +88,10 @@ TEST_CASE("ducked_background_dips_under_voice_at_the_speaker", "[integration][co
 
     // Hold and release shortened from the defaults (300 / 500 ms): the bed
     // is back at full level 0.4 s after the voice stops.
-    std::ofstream(dir / "engine.toml")
-        << "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\nrealtime_priority = 0\n"
-        << "duck_hold_ms = 100\nduck_release_ms = 300\n"
-        << "[control]\nsocket = \"run/control.sock\"\n"
-        << "[[zone]]\nid = \"p\"\nname = \"P\"\nkind = \"province\"\n"
-        << "[[zone]]\nid = \"p.d\"\nname = \"D\"\nkind = \"district\"\nparent = \"p\"\n"
-        << "[[zone]]\nid = \"p.d.a\"\nname = \"A\"\nkind = \"commune\"\nparent = \"p.d\"\n"
-        << "[[cluster]]\nid = \"sp-a\"\naddress = \"127.0.0.1:" << port << "\"\nzone = \"p.d.a\"\n";
-    test::Process engine({LOA_ENGINE_BIN, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
-    REQUIRE(engine.read_line(20000));
-    REQUIRE(engine.read_line(20000));
-    Ctl ctl{(dir / "run/control.sock").string()};
+    auto engine = test::start_control_engine(
+        dir, test::control_engine_toml("realtime_priority = 0\nduck_hold_ms = 100\nduck_release_ms = 300\n",
+                                       test::zone_tree_seed({"a"}) + test::cluster_seed("sp-a", port, "p.d.a")));
+    const auto& ctl = engine.ctl;
 
     // Voice: 1 s of 1 kHz, 1.5 s of silence, looped by the programme. Bed:
     // 2 s of 300 Hz (a whole number of periods, so it loops seamlessly).
@@ -130,7 +102,7 @@ TEST_CASE("ducked_background_dips_under_voice_at_the_speaker", "[integration][co
     REQUIRE(voice > 0);
     REQUIRE(bed > 0);
 
-    const auto a0 = size_of(dir / "a.wav");
+    const auto a0 = test::file_size_or_0(dir / "a.wav");
     ctl.ok({"programmes", "start", "--zone", "p.d.a", "--level", "commune", "--name", "talk", "--clip-id",
             std::to_string(voice), "--loop", "--background-clip", std::to_string(bed), "--duck-db", "-20"});
 
@@ -146,12 +118,10 @@ TEST_CASE("ducked_background_dips_under_voice_at_the_speaker", "[integration][co
 
     // Voice, silence, and the start of the next voice burst (plus the
     // speaker's start-up): 3.6 s of its output.
-    REQUIRE(test::wait_until([&] { return size_of(dir / "a.wav") >= a0 + static_cast<std::uintmax_t>(3.6 * 48000 * 2); },
-                             std::chrono::seconds(30)));
+    REQUIRE(test::wav_grows(dir / "a.wav", a0, 3.6));
     speaker->signal(SIGTERM);
     REQUIRE(speaker->wait(20000) == std::optional<int>(0));
-    engine.signal(SIGTERM);
-    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+    engine.stop();
 
     const auto pcm = test::read_wav(dir / "a.wav");
     std::vector<double> voice_amp, bed_amp;

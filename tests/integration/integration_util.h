@@ -1,14 +1,20 @@
 #pragma once
 // Shared helpers of the multi-process integration tests: files and JSON
 // fields of the programs' output, waiting on a condition, running loactl-style
-// commands to completion and starting a loa-speaker on an ephemeral port.
+// commands to completion, starting a loa-speaker on an ephemeral port and a
+// loa-engine with its control socket.
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -151,6 +157,107 @@ inline std::unique_ptr<Process> start_group_speaker(const std::string& id, const
     REQUIRE(std::regex_match(l, m, std::regex("listening 0\\.0\\.0\\.0:([0-9]+)")));
     port = static_cast<unsigned>(std::stoul(m[1]));
     return p;
+}
+
+/// engine.toml of a loa-engine with a state directory and its control
+/// socket at run/control.sock: `engine_keys` go into [engine] after listen
+/// and state_dir; `seed` ([[zone]], [[cluster]] ... tables) after [control].
+inline std::string control_engine_toml(const std::string& engine_keys = "realtime_priority = 0\n",
+                                       const std::string& seed = {}) {
+    return "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n" + engine_keys +
+           "[control]\nsocket = \"run/control.sock\"\n" + seed;
+}
+
+/// `s` with ASCII letters in upper case: the name of commune p.d.<s>.
+inline std::string upper(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+
+/// The zone tree most control tests use, as [[zone]] seed tables: province
+/// p > district p.d > one commune p.d.<c> (named in capitals) per `communes`.
+inline std::string zone_tree_seed(std::initializer_list<const char*> communes = {"a", "b"}) {
+    std::string out = "[[zone]]\nid = \"p\"\nname = \"P\"\nkind = \"province\"\n"
+                      "[[zone]]\nid = \"p.d\"\nname = \"D\"\nkind = \"district\"\nparent = \"p\"\n";
+    for (const std::string c : communes) {
+        out += "[[zone]]\nid = \"p.d." + c + "\"\nname = \"" + upper(c) + "\"\nkind = \"commune\"\nparent = \"p.d\"\n";
+    }
+    return out;
+}
+
+/// A [[cluster]] seed table: `id` at 127.0.0.1:`port` in `zone`.
+inline std::string cluster_seed(const std::string& id, unsigned port, const std::string& zone) {
+    return "[[cluster]]\nid = \"" + id + "\"\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\nzone = \"" +
+           zone + "\"\n";
+}
+
+/// The tree of zone_tree_seed() created at run time through loactl.
+inline void create_zone_tree(const LoactlClient& ctl, std::initializer_list<const char*> communes = {"a", "b"}) {
+    ctl.ok({"zones", "create", "p", "--name", "P", "--kind", "province"});
+    ctl.ok({"zones", "create", "p.d", "--name", "D", "--kind", "district", "--parent", "p"});
+    for (const std::string c : communes) {
+        ctl.ok({"zones", "create", "p.d." + c, "--name", upper(c), "--kind", "commune", "--parent", "p.d"});
+    }
+}
+
+/// A loa-engine started with a control socket (see control_engine_toml())
+/// and loactl for that socket. Stopped with SIGTERM when it goes.
+struct ControlEngine {
+    std::unique_ptr<Process> process;
+    LoactlClient ctl;
+
+    ControlEngine(std::unique_ptr<Process> p, std::string socket) : process(std::move(p)), ctl{std::move(socket)} {}
+    ControlEngine(ControlEngine&&) = default;
+    ControlEngine& operator=(ControlEngine&&) = default;
+    ~ControlEngine() {
+        if (!process) return;
+        process->signal(SIGTERM);
+        (void)process->wait(20000);
+    }
+
+    /// The ingest port of an engine with ingest_listen: its start-up line
+    /// "ingest 127.0.0.1:PORT", which follows the control lines.
+    unsigned read_ingest_port() {
+        for (int i = 0; i < 3; ++i) {
+            const auto line = process->read_line(20000);
+            REQUIRE(line);
+            std::smatch m;
+            const std::string l = *line;
+            if (std::regex_match(l, m, std::regex("ingest 127\\.0\\.0\\.1:([0-9]+)"))) {
+                return static_cast<unsigned>(std::stoul(m[1]));
+            }
+        }
+        FAIL("no ingest line from loa-engine");
+        return 0;
+    }
+
+    /// SIGTERM; requires a clean exit (status 0).
+    void stop() {
+        process->signal(SIGTERM);
+        REQUIRE(process->wait(20000) == std::optional<int>(0));
+    }
+};
+
+/// Starts loa-engine on `dir`/engine.toml as it is (stderr to `dir`/`log`)
+/// and waits for its start-up lines: "listening ..." and "control SOCKET".
+inline ControlEngine restart_control_engine(const TempDir& dir, const std::string& log = "engine.log") {
+    const auto socket = (dir / "run/control.sock").string();
+    const std::vector<std::string> argv{LOA_ENGINE_BIN, "--config", (dir / "engine.toml").string()};
+    auto p = std::make_unique<Process>(argv, (dir / log).string());
+    const auto l1 = p->read_line(20000);
+    REQUIRE(l1);
+    REQUIRE(l1->rfind("listening", 0) == 0);
+    const auto l2 = p->read_line(20000);
+    REQUIRE(l2);
+    REQUIRE(*l2 == "control " + socket);
+    return ControlEngine(std::move(p), socket);
+}
+
+/// Writes `toml` (see control_engine_toml()) to `dir`/engine.toml and starts
+/// loa-engine on it as restart_control_engine() does.
+inline ControlEngine start_control_engine(const TempDir& dir, const std::string& toml = control_engine_toml()) {
+    std::ofstream(dir / "engine.toml") << toml;
+    return restart_control_engine(dir);
 }
 
 /// Runs loa-engine with `dir`/engine.toml (written from `toml`) for half a

@@ -8,44 +8,13 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
-#include <fstream>
 
 #include "audio_check.h"
 #include "integration_util.h"
-#include "loa/codecs/tone_analysis.h"
 #include "process.h"
 #include "temp_dir.h"
 
 using namespace loa;
-
-namespace {
-
-// The tones heard, in order: 100 ms windows fitted to one of `tones`
-// (others ignored), runs shorter than 3 windows dropped, repeats collapsed.
-std::vector<int> tone_sequence(const std::vector<float>& pcm, const std::vector<int>& tones) {
-    constexpr std::size_t kWin = 4800;
-    std::vector<std::pair<int, int>> runs;
-    for (std::size_t at = 0; at + kWin <= pcm.size(); at += kWin) {
-        const auto fit = codecs::fit_tone(std::span<const float>(pcm.data() + at, kWin));
-        int tone = 0;
-        for (const int t : tones) {
-            if (fit.snr_db >= 20.0 && std::abs(fit.frequency_hz - t) <= 5.0) tone = t;
-        }
-        if (tone == 0) continue;
-        if (!runs.empty() && runs.back().first == tone) {
-            ++runs.back().second;
-        } else {
-            runs.emplace_back(tone, 1);
-        }
-    }
-    std::vector<int> out;
-    for (const auto& [tone, n] : runs) {
-        if (n >= 3 && (out.empty() || out.back() != tone)) out.push_back(tone);
-    }
-    return out;
-}
-
-}  // namespace
 
 TEST_CASE("multicast_group_serves_district_programmes_to_real_speakers", "[integration][control][multicast]") {
     test::TempDir dir("loa-mcast");
@@ -56,19 +25,12 @@ TEST_CASE("multicast_group_serves_district_programmes_to_real_speakers", "[integ
     unsigned port_u = 0;
     auto ua = test::start_speaker("u-a", dir / "ua.wav", "127.0.0.1", port_u, dir / "ua.log");
 
-    std::ofstream(dir / "engine.toml") << "[engine]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
-                                       << "realtime_priority = 0\nmulticast_interface = \"127.0.0.1\"\n"
-                                       << "multicast_ttl = 1\nmulticast_loop = true\n"
-                                       << "[control]\nsocket = \"run/control.sock\"\n";
-    test::Process engine({LOA_ENGINE_BIN, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
-    REQUIRE(engine.read_line(20000));
-    REQUIRE(engine.read_line(20000));
-    const test::LoactlClient ctl{(dir / "run/control.sock").string()};
+    auto engine = test::start_control_engine(
+        dir, test::control_engine_toml("realtime_priority = 0\nmulticast_interface = \"127.0.0.1\"\n"
+                                       "multicast_ttl = 1\nmulticast_loop = true\n"));
+    const auto& ctl = engine.ctl;
 
-    ctl.ok({"zones", "create", "p", "--name", "P", "--kind", "province"});
-    ctl.ok({"zones", "create", "p.d", "--name", "D", "--kind", "district", "--parent", "p"});
-    ctl.ok({"zones", "create", "p.d.a", "--name", "A", "--kind", "commune", "--parent", "p.d"});
-    ctl.ok({"zones", "create", "p.d.b", "--name", "B", "--kind", "commune", "--parent", "p.d"});
+    test::create_zone_tree(ctl);
     ctl.ok({"zones", "create", "q", "--name", "Q", "--kind", "province"});
     const std::string group_port = group + ":" + std::to_string(port);
     ctl.ok({"clusters", "register", "g-a", "--zone", "p.d.a", "--multicast", group_port});
@@ -116,14 +78,13 @@ TEST_CASE("multicast_group_serves_district_programmes_to_real_speakers", "[integ
 
     for (auto* s : {ga.get(), gb.get(), ua.get()}) s->signal(SIGTERM);
     for (auto* s : {ga.get(), gb.get(), ua.get()}) REQUIRE(s->wait(20000) == std::optional<int>(0));
-    engine.signal(SIGTERM);
-    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+    engine.stop();
 
     // Every speaker heard the district programme, the province one over it,
     // and the district one again; nobody heard the refused commune tone.
     for (const auto* wav : {"ga.wav", "gb.wav", "ua.wav"}) {
         INFO(wav);
         const auto pcm = test::read_wav(dir / wav);
-        CHECK(tone_sequence(pcm, {440, 660, 880}) == std::vector<int>{440, 880, 440});
+        CHECK(test::tone_sequence(pcm, {440, 660, 880}) == std::vector<int>{440, 880, 440});
     }
 }

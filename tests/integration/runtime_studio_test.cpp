@@ -6,8 +6,6 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
-#include <fstream>
-#include <regex>
 
 #include "audio_check.h"
 #include "integration_util.h"
@@ -18,19 +16,6 @@ using namespace loa;
 
 namespace {
 constexpr std::uint32_t kSsrc = 305419896;
-
-struct Ctl {
-    std::string socket;
-    test::CommandResult run(std::vector<std::string> args) const {
-        return test::run_command(test::loactl_argv("--socket", socket, args));
-    }
-    std::string ok(std::vector<std::string> args) const {
-        const auto r = run(args);
-        INFO(r.out);
-        REQUIRE(r.status == 0);
-        return r.out;
-    }
-};
 }  // namespace
 
 TEST_CASE("runtime_studio_feeds_a_programme_to_a_speaker", "[integration][control][studios]") {
@@ -40,22 +25,11 @@ TEST_CASE("runtime_studio_feeds_a_programme_to_a_speaker", "[integration][contro
     auto speaker = test::start_speaker("sp-a", dir / "a.wav", "127.0.0.1", speaker_port, dir / "speaker.log");
 
     // No [[studio]] in the config: the ingest socket opens for the control plane.
-    std::ofstream(dir / "engine.toml") << "[engine]\nlisten = \"127.0.0.1:0\"\ningest_listen = \"127.0.0.1:0\"\n"
-                                       << "state_dir = \"state\"\nrealtime_priority = 0\n"
-                                       << "[control]\nsocket = \"run/control.sock\"\n";
-    test::Process engine({LOA_ENGINE_BIN, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
-    unsigned ingest_port = 0;
-    for (int i = 0; i < 5 && ingest_port == 0; ++i) {
-        const auto line = engine.read_line(20000);
-        REQUIRE(line);
-        std::smatch m;
-        const std::string l = *line;
-        if (std::regex_match(l, m, std::regex("ingest 127\\.0\\.0\\.1:([0-9]+)"))) {
-            ingest_port = static_cast<unsigned>(std::stoul(m[1]));
-        }
-    }
+    auto engine = test::start_control_engine(
+        dir, test::control_engine_toml("ingest_listen = \"127.0.0.1:0\"\nrealtime_priority = 0\n"));
+    const unsigned ingest_port = engine.read_ingest_port();
     REQUIRE(ingest_port != 0);
-    Ctl ctl{(dir / "run/control.sock").string()};
+    const auto& ctl = engine.ctl;
 
     ctl.ok({"zones", "create", "p", "--name", "P", "--kind", "province"});
     ctl.ok({"clusters", "register", "sp-a", "--zone", "p", "--address", "127.0.0.1:" + std::to_string(speaker_port)});
@@ -97,8 +71,7 @@ TEST_CASE("runtime_studio_feeds_a_programme_to_a_speaker", "[integration][contro
 
     speaker->signal(SIGTERM);
     REQUIRE(speaker->wait(20000) == std::optional<int>(0));
-    engine.signal(SIGTERM);
-    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+    engine.stop();
 
     const auto pcm = test::read_wav(dir / "a.wav");
     const auto check = test::check_tone(pcm);

@@ -9,8 +9,6 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
-#include <fstream>
-#include <regex>
 
 #include "audio_check.h"
 #include "integration_util.h"
@@ -20,22 +18,7 @@
 using namespace loa;
 
 namespace {
-
 constexpr std::uint32_t kSsrc = 0x13579;
-
-struct Ctl {
-    std::string socket;
-    test::CommandResult run(std::vector<std::string> args) const {
-        return test::run_command(test::loactl_argv("--socket", socket, args));
-    }
-    std::string ok(std::vector<std::string> args) const {
-        const auto r = run(args);
-        INFO(r.out);
-        REQUIRE(r.status == 0);
-        return r.out;
-    }
-};
-
 }  // namespace
 
 TEST_CASE("studio_feeds_a_programme_and_an_emergency_alert_at_once", "[integration][control][studios][alerts]") {
@@ -45,28 +28,16 @@ TEST_CASE("studio_feeds_a_programme_and_an_emergency_alert_at_once", "[integrati
     auto speaker_a = test::start_speaker("sp-a", dir / "a.wav", "127.0.0.1", port_a, dir / "a.log");
     auto speaker_b = test::start_speaker("sp-b", dir / "b.wav", "127.0.0.1", port_b, dir / "b.log");
 
-    std::ofstream(dir / "engine.toml")
-        << "[engine]\nlisten = \"127.0.0.1:0\"\ningest_listen = \"127.0.0.1:0\"\nstate_dir = \"state\"\n"
-        << "realtime_priority = 0\n[control]\nsocket = \"run/control.sock\"\n"
-        << "[[zone]]\nid = \"p\"\nname = \"P\"\nkind = \"province\"\n"
-        << "[[zone]]\nid = \"p.d\"\nname = \"D\"\nkind = \"district\"\nparent = \"p\"\n"
-        << "[[zone]]\nid = \"p.a\"\nname = \"A\"\nkind = \"commune\"\nparent = \"p.d\"\n"
-        << "[[zone]]\nid = \"p.b\"\nname = \"B\"\nkind = \"commune\"\nparent = \"p.d\"\n"
-        << "[[cluster]]\nid = \"sp-a\"\naddress = \"127.0.0.1:" << port_a << "\"\nzone = \"p.a\"\n"
-        << "[[cluster]]\nid = \"sp-b\"\naddress = \"127.0.0.1:" << port_b << "\"\nzone = \"p.b\"\n";
-    test::Process engine({LOA_ENGINE_BIN, "--config", (dir / "engine.toml").string()}, (dir / "engine.log").string());
-    unsigned ingest_port = 0;
-    for (int i = 0; i < 5 && ingest_port == 0; ++i) {
-        const auto line = engine.read_line(20000);
-        REQUIRE(line);
-        std::smatch m;
-        const std::string l = *line;
-        if (std::regex_match(l, m, std::regex("ingest 127\\.0\\.0\\.1:([0-9]+)"))) {
-            ingest_port = static_cast<unsigned>(std::stoul(m[1]));
-        }
-    }
+    const auto seed = "[[zone]]\nid = \"p\"\nname = \"P\"\nkind = \"province\"\n"
+                      "[[zone]]\nid = \"p.d\"\nname = \"D\"\nkind = \"district\"\nparent = \"p\"\n"
+                      "[[zone]]\nid = \"p.a\"\nname = \"A\"\nkind = \"commune\"\nparent = \"p.d\"\n"
+                      "[[zone]]\nid = \"p.b\"\nname = \"B\"\nkind = \"commune\"\nparent = \"p.d\"\n" +
+                      test::cluster_seed("sp-a", port_a, "p.a") + test::cluster_seed("sp-b", port_b, "p.b");
+    auto engine = test::start_control_engine(
+        dir, test::control_engine_toml("ingest_listen = \"127.0.0.1:0\"\nrealtime_priority = 0\n", seed));
+    const unsigned ingest_port = engine.read_ingest_port();
     REQUIRE(ingest_port != 0);
-    Ctl ctl{(dir / "run/control.sock").string()};
+    const auto& ctl = engine.ctl;
 
     ctl.ok({"studios", "declare", "prov", "--zone", "p", "--ssrc", std::to_string(kSsrc), "--max-delay-ms", "400"});
     ctl.ok({"programmes", "start", "--zone", "p", "--level", "province", "--studio", "prov", "--name", "news"});
@@ -115,8 +86,7 @@ TEST_CASE("studio_feeds_a_programme_and_an_emergency_alert_at_once", "[integrati
     speaker_b->signal(SIGTERM);
     REQUIRE(speaker_a->wait(20000) == std::optional<int>(0));
     REQUIRE(speaker_b->wait(20000) == std::optional<int>(0));
-    engine.signal(SIGTERM);
-    REQUIRE(engine.wait(20000) == std::optional<int>(0));
+    engine.stop();
 
     // Both speakers heard the tone throughout (5 s, 50 windows): sp-a first
     // through the alert, after the cancel through the programme.

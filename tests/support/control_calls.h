@@ -8,58 +8,55 @@
 //         loa::engine::ControlService& control_service();
 //     };
 //
-// Also the WAV helpers the clip-using control tests share.
+// The WAV helpers the clip-using control tests share come with it
+// (sine_wav.h).
 
-#include <cmath>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <vector>
 
 #include <catch2/catch.hpp>
 
-#include "loa/codecs/wav_writer.h"
 #include "loa/control/v1/control.pb.h"
 #include "loa/engine/clip_catalog.h"
 #include "loa/engine/control_service.h"
+#include "sine_wav.h"
 
 namespace loa::test {
 
 /// A root peer on the Unix socket: token-less requests are the local admin.
 inline const loa::engine::PeerInfo kRootPeer{true, true, 0};
 
-/// Writes `seconds` of a sine at `hz` as a 48 kHz mono 16-bit WAV.
-inline void write_sine(const std::filesystem::path& path, double hz, double seconds, double amplitude = 0.5) {
-    loa::codecs::WavWriter w(path, loa::codecs::WavSampleFormat::Pcm16, 48000, 1);
-    std::vector<float> buf(static_cast<std::size_t>(seconds * 48000));
-    for (std::size_t i = 0; i < buf.size(); ++i) {
-        buf[i] = static_cast<float>(amplitude * std::sin(2.0 * M_PI * hz * static_cast<double>(i) / 48000.0));
-    }
-    REQUIRE(w.write(buf) == loa::codecs::Status::Ok);
-    REQUIRE(w.close() == loa::codecs::Status::Ok);
-}
+/// The request id every call() sends (its response echoes it).
+inline constexpr std::uint64_t kCallRequestId = 1;
 
-inline std::string file_bytes(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
+/// One call of an authorisation matrix judged by its answer and by what it
+/// changed (`before` and `after`: snapshots of the state): allowed, it
+/// succeeded and changed something; refused, it is PERMISSION_DENIED and
+/// changed nothing.
+inline void require_verdict(const loa::control::v1::Response& r, bool allowed, const std::string& before,
+                            const std::string& after) {
+    if (allowed) {
+        REQUIRE(r.code() == loa::control::v1::OK);
+        REQUIRE(after != before);
+    } else {
+        REQUIRE(r.code() == loa::control::v1::PERMISSION_DENIED);
+        REQUIRE(after == before);
+    }
 }
 
 template <class Derived>
 class ControlCalls {
 public:
-    /// One request; the answer whatever its code.
+    /// One request (from `peer`, by default a root peer on the Unix
+    /// socket); the answer whatever its code.
     loa::control::v1::Response call(const std::string& method, const google::protobuf::Message& req,
-                                    const std::string& token = {}) {
+                                    const std::string& token = {}, const loa::engine::PeerInfo& peer = kRootPeer) {
         loa::control::v1::Envelope env;
-        env.set_request_id(1);
+        env.set_request_id(kCallRequestId);
         env.set_method(method);
         env.set_token(token);
         env.set_payload(req.SerializeAsString());
-        return self().control_service().handle(env, kRootPeer).response;
+        return self().control_service().handle(env, peer).response;
     }
 
     /// One request that must succeed; its answer parsed as `Resp`.
@@ -71,6 +68,16 @@ public:
         Resp out;
         REQUIRE(out.ParseFromString(r.payload()));
         return out;
+    }
+
+    /// Creates a zone named as its id (as the local admin).
+    void zone(const std::string& id, loa::control::v1::ZoneKind kind, const std::string& parent) {
+        loa::control::v1::CreateZoneRequest z;
+        z.set_id(id);
+        z.set_name(id);
+        z.set_kind(kind);
+        z.set_parent_id(parent);
+        ok<loa::control::v1::Zone>("CreateZone", z);
     }
 
     /// Creates an operator (as the local admin); returns its token.

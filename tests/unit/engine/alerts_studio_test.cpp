@@ -4,68 +4,34 @@
 // during an alert. Control time is a ManualClock; audio is judged by its
 // content and order (detected tones), never by wall time.
 
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <array>
 #include <chrono>
-#include <cmath>
-#include <fstream>
 #include <functional>
 #include <sstream>
-#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 #include <catch2/catch.hpp>
 
+#include "alerts_fixture.h"
 #include "loa/codecs/opus_decoder.h"
-#include "loa/codecs/tone_analysis.h"
-#include "loa/codecs/wav_writer.h"
-#include "loa/engine/alert_control.h"
-#include "loa/engine/clip_catalog.h"
-#include "loa/engine/cluster_registry.h"
-#include "loa/engine/control_service.h"
-#include "loa/engine/engine.h"
 #include "loa/engine/ingest.h"
-#include "loa/engine/playlist.h"
-#include "loa/engine/programme_control.h"
-#include "loa/engine/programme_manager.h"
-#include "loa/engine/studio_control.h"
 #include "loa/engine/studio_source.h"
 #include "loa/transport/rtp_packet.h"
-#include "control_calls.h"
-#include "rtp_listener.h"
-#include "temp_dir.h"
 #include "tone_rtp_stream.h"
 
 using namespace loa::engine;
 namespace pb = loa::control::v1;
-using loa::test::file_bytes;
-using loa::test::write_sine;
 using boost::asio::ip::udp;
+using loa::test::eventually;
+using loa::test::tones_of;
 
 namespace {
 
-constexpr std::size_t kFrame = 960;  // 20 ms at 48 kHz
+constexpr std::size_t kFrame = loa::test::kAlertFrame;
 constexpr std::int64_t kMs = 1'000'000;
 constexpr std::uint32_t kStudioSsrc = 0x5151;
 constexpr double kStudioHz = 1500.0;
-
-// The tones of a stretch, in order: 100 ms windows fitted with an SNR of
-// 20 dB or more, equal neighbours collapsed.
-std::vector<int> tones_of(std::span<const float> pcm) {
-    std::vector<int> out;
-    for (std::size_t at = 0; at + 4800 <= pcm.size(); at += 4800) {
-        const auto fit = loa::codecs::fit_tone(pcm.subspan(at, 4800));
-        if (fit.snr_db < 20.0) continue;
-        const int hz = static_cast<int>(std::lround(fit.frequency_hz));
-        if (out.empty() || std::abs(out.back() - hz) > 5) out.push_back(hz);
-    }
-    return out;
-}
 
 // Tone lists equal within 5 Hz (Opus moves a fitted tone by a hertz or so).
 class SameTones : public Catch::MatcherBase<std::vector<int>> {
@@ -93,16 +59,6 @@ int trailing_windows_of(const std::vector<float>& pcm, double hz) {
         ++n;
     }
     return n;
-}
-
-template <typename Pred>
-bool eventually(Pred pred) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return true;
 }
 
 using Listener = loa::test::RtpListener;
@@ -142,100 +98,14 @@ std::vector<float> hear(Listener& speaker, std::uint32_t ssrc, Studio& studio,
     return pcm;
 }
 
-EngineConfig engine_config(const std::filesystem::path& state_dir) {
-    EngineConfig c;
-    c.engine.listen = udp::endpoint(boost::asio::ip::make_address_v4("127.0.0.1"), 0);
-    c.engine.ingest_listen = udp::endpoint(boost::asio::ip::make_address_v4("127.0.0.1"), 0);
-    c.engine.fanout_threads = 1;
-    c.engine.realtime_priority = 0;
-    c.engine.state_dir = state_dir;  // studios may be declared: the ingest socket opens
-    return c;
-}
-
-// Zones P > D > {A, B}; clusters a and c in A, b in B (c has no address);
-// studio "bv" in D. The control side can be torn down without ending
-// anything (a killed engine) and built again on the same database.
-struct Fixture : loa::test::ControlCalls<Fixture> {
-    ControlService& control_service() { return *service; }
-
-    loa::test::TempDir dir{"loa-alerts-studio"};
-    Store store{dir / "state.db"};
-    ManualClock clock{0, 1'700'000'000'000'000'000};
-    SystemClock media_clock;
-    Engine engine;
-    Listener a, b;
-    ClusterRegistry registry{{{"a", udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 6001)},
-                              {"b", udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 6002)},
-                              {"c", udp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 6003)}},
-                             15'000'000'000};
-    std::unique_ptr<ControlService> service;
-    std::unique_ptr<ProgrammeManager> manager;
-    std::unique_ptr<ProgrammeControl> programmes;
-    std::unique_ptr<StudioControl> studios;
-    std::unique_ptr<AlertControl> alerts;
-    std::vector<std::string> restore_problems;
-
-    explicit Fixture(bool start_media) : engine(engine_config(dir.path()), media_clock) {
-        store.write([&] {
-            store.insert_zone({"P", "Province", ZoneKind::Province, ""});
-            store.insert_zone({"D", "District", ZoneKind::District, "P"});
-            store.insert_zone({"A", "Commune A", ZoneKind::Commune, "D"});
-            store.insert_zone({"B", "Commune B", ZoneKind::Commune, "D"});
-            store.insert_cluster({"a", "a", "A", a.address(), "", true});
-            store.insert_cluster({"b", "b", "B", b.address(), "", true});
-            store.insert_cluster({"c", "c", "A", "", "", true});
-        });
-        if (start_media) engine.start();
-        open();
+// The alert fixture with run-time studios, and studio "bv" in D.
+struct Fixture : loa::test::AlertsFixture {
+    explicit Fixture(bool start_media) : AlertsFixture("loa-alerts-studio", start_media, true) {
         pb::DeclareStudioRequest d;
         d.set_name("bv");
         d.set_zone_id("D");
         d.set_ssrc(kStudioSsrc);
         ok<pb::Studio>("DeclareStudio", d);
-    }
-    ~Fixture() {
-        close();
-        engine.stop();
-    }
-
-    void open() {
-        service = std::make_unique<ControlService>(store, clock, 1000);
-        manager = std::make_unique<ProgrammeManager>(engine);
-        programmes = std::make_unique<ProgrammeControl>(store, *manager, clock);
-        programmes->set_clip_dir(service->clip_catalog().dir());
-        REQUIRE(programmes->refresh_topology().ok());
-        studios = std::make_unique<StudioControl>(store, engine);
-        REQUIRE(studios->restore().empty());
-        service->set_studio_control(studios.get());
-        REQUIRE(programmes->restore().empty());
-        service->set_programme_control(programmes.get());
-        alerts = std::make_unique<AlertControl>(store, *manager, clock);
-        alerts->set_clip_dir(service->clip_catalog().dir());
-        service->set_alert_control(alerts.get());
-        restore_problems = alerts->restore();
-        service->set_live_state_provider([this](const std::string& id) -> std::optional<loa::engine::v1::ClusterState> {
-            const auto snap = registry.find(id);
-            if (!snap) return std::nullopt;
-            loa::engine::v1::ClusterState st;
-            st.set_id(snap->id);
-            st.set_online(snap->online);
-            if (snap->has_status) {
-                st.set_playing_ssrc(snap->status.playing_ssrc);
-                st.set_amplifier_on(snap->status.amplifier_on);
-            }
-            return st;
-        });
-    }
-    void close() {
-        if (!service) return;
-        service->set_alert_control(nullptr);
-        service->set_programme_control(nullptr);
-        service->set_studio_control(nullptr);
-        alerts.reset();
-        studios.reset();
-        programmes.reset();
-        manager.reset();
-        service.reset();
     }
 
     static pb::RaiseAlertRequest alert_to(const std::string& zone, std::uint64_t clip, const std::string& studio) {
@@ -252,24 +122,11 @@ struct Fixture : loa::test::ControlCalls<Fixture> {
         s.set_id(id);
         return ok<pb::GetAlertStatusResponse>("GetAlertStatus", s).alert();
     }
-    const Program* programme_of(std::uint64_t alert_id) {
-        const auto group = manager->group_of(AlertControl::kProgrammeIdBase + alert_id);
-        return group ? engine.runtime_programme(*group) : nullptr;
-    }
     const StudioSource* studio_source_of(std::uint64_t alert_id) {
         const auto* p = programme_of(alert_id);
         REQUIRE(p != nullptr);
         REQUIRE(p->sources().size() == 1);
         return dynamic_cast<const StudioSource*>(p->sources().front().get());
-    }
-    std::int64_t now_ms() const { return clock.unix_ns() / 1'000'000; }
-    void advance_ms(std::int64_t ms) { clock.advance(ms * 1'000'000); }
-    std::vector<EventRow> events_of(int kind, std::uint64_t after = 0) const {
-        std::vector<EventRow> out;
-        for (auto& e : store.events_after(after, 1000)) {
-            if (e.kind == kind) out.push_back(std::move(e));
-        }
-        return out;
     }
     // What must not change when a call is refused.
     std::string snapshot() const {

@@ -1,144 +1,23 @@
 // Clips: the catalogue table and its migration, the chunked upload
 // (SHA-256, chunk limit, corrupt audio, expiry), listing by scope, deletion,
-// the CLIP_ADDED event and the clip calls' authorisation matrix.
+// the CLIP_ADDED event and the clip calls' authorisation matrix. Programmes
+// that play catalogue clips: clips_programme_test.cpp.
 #include <catch2/catch.hpp>
 
 #include <sqlite3.h>
 
-#include <cmath>
 #include <fstream>
 #include <set>
-#include <sstream>
 
-#include "loa/codecs/wav_writer.h"
-#include "loa/engine/clip_catalog.h"
-#include "loa/engine/clock.h"
-#include "loa/engine/control_service.h"
-#include "loa/engine/engine.h"
-#include "loa/engine/programme_control.h"
-#include "loa/engine/programme_manager.h"
-#include "loa/engine/store.h"
-#include "temp_dir.h"
+#include "clips_fixture.h"
 
 using namespace loa::engine;
 namespace pb = loa::control::v1;
+using loa::test::sha_of;
+using loa::test::sine_wav;
 
 namespace {
-
-const PeerInfo kRoot{true, true, 0};
-
-/// A 1 kHz sine of `amplitude` for `seconds` at `rate` Hz, `channels` channels.
-std::string sine_wav(const std::filesystem::path& path, double seconds, double amplitude, int rate = 48000,
-                     int channels = 1) {
-    {
-        loa::codecs::WavWriter w(path, loa::codecs::WavSampleFormat::Pcm16, rate, channels);
-        const auto frames = static_cast<std::size_t>(seconds * rate);
-        std::vector<float> buf(frames * static_cast<std::size_t>(channels));
-        for (std::size_t i = 0; i < frames; ++i) {
-            const auto v = static_cast<float>(amplitude * std::sin(2.0 * M_PI * 1000.0 * static_cast<double>(i) / rate));
-            for (int c = 0; c < channels; ++c) buf[i * static_cast<std::size_t>(channels) + static_cast<std::size_t>(c)] = v;
-        }
-        REQUIRE(w.write(buf) == loa::codecs::Status::Ok);
-        REQUIRE(w.close() == loa::codecs::Status::Ok);
-    }
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-std::string sha_of(const std::string& bytes) {
-    Sha256 h;
-    h.update({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
-    return h.hex_final();
-}
-
-struct Fixture {
-    loa::test::TempDir dir{"loa-clips"};
-    std::unique_ptr<Store> store_ptr = std::make_unique<Store>(dir / "state.db");
-    Store& store = *store_ptr;
-    ManualClock clock{0, 1'700'000'000'000'000'000};
-    std::unique_ptr<ControlService> service_ptr = std::make_unique<ControlService>(store, clock, 1000);
-    ControlService& service = *service_ptr;
-
-    pb::Response call(const std::string& method, const google::protobuf::Message& req, const std::string& token = {}) {
-        pb::Envelope env;
-        env.set_request_id(1);
-        env.set_method(method);
-        env.set_token(token);
-        env.set_payload(req.SerializeAsString());
-        return service.handle(env, kRoot).response;
-    }
-
-    template <class Resp>
-    Resp ok(const std::string& method, const google::protobuf::Message& req, const std::string& token = {}) {
-        const auto r = call(method, req, token);
-        INFO(method << ": " << pb::StatusCode_Name(r.code()) << ": " << r.message());
-        REQUIRE(r.code() == pb::OK);
-        Resp out;
-        REQUIRE(out.ParseFromString(r.payload()));
-        return out;
-    }
-
-    void zone(const std::string& id, pb::ZoneKind kind, const std::string& parent) {
-        pb::CreateZoneRequest z;
-        z.set_id(id);
-        z.set_name(id);
-        z.set_kind(kind);
-        z.set_parent_id(parent);
-        ok<pb::Zone>("CreateZone", z);
-    }
-
-    std::string make_operator(const std::string& name, pb::Role role, const std::string& zone_id) {
-        pb::CreateOperatorRequest o;
-        o.set_name(name);
-        o.set_role(role);
-        o.set_zone_id(zone_id);
-        o.set_max_level(pb::DISTRICT);
-        return ok<pb::CreateOperatorResponse>("CreateOperator", o).token();
-    }
-
-    /// Begin + chunks of `chunk` bytes + finish; returns the finish response.
-    pb::Response upload(const std::string& bytes, const std::string& name, const std::string& token = {},
-                        const std::string& zone = {}, std::string sha = {}, std::size_t chunk = 256 * 1024) {
-        pb::BeginClipUploadRequest b;
-        b.set_name(name);
-        b.set_total_size(bytes.size());
-        b.set_sha256(sha.empty() ? sha_of(bytes) : sha);
-        b.set_zone_id(zone);
-        const auto br = call("BeginClipUpload", b, token);
-        if (br.code() != pb::OK) return br;
-        pb::BeginClipUploadResponse began;
-        REQUIRE(began.ParseFromString(br.payload()));
-        for (std::size_t off = 0; off < bytes.size(); off += chunk) {
-            pb::UploadClipChunkRequest c;
-            c.set_upload_id(began.upload_id());
-            c.set_offset(off);
-            c.set_data(bytes.substr(off, chunk));
-            const auto cr = call("UploadClipChunk", c, token);
-            if (cr.code() != pb::OK) return cr;
-        }
-        pb::FinishClipUploadRequest f;
-        f.set_upload_id(began.upload_id());
-        return call("FinishClipUpload", f, token);
-    }
-
-    std::vector<std::string> clip_dir() const {
-        std::vector<std::string> out;
-        for (const auto& e : std::filesystem::directory_iterator(dir / "clips")) out.push_back(e.path().filename());
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-
-    std::string snapshot() const {
-        std::ostringstream os;
-        for (const auto& c : store.clips()) os << "K " << c.id << "|" << c.zone_id << "|" << c.sha256 << "\n";
-        for (const auto& f : clip_dir()) os << "F " << f << "\n";
-        os << "E " << store.last_event_seq();
-        return os.str();
-    }
-};
-
+using Fixture = loa::test::ClipsFixture;
 }  // namespace
 
 TEST_CASE("clips_table_round_trips_and_counts_references", "[store][clips]") {
@@ -390,7 +269,7 @@ TEST_CASE("authorisation_matrix_clips", "[control][auth][clips]") {
                 const std::string target = inside ? "hn.bv.a" : "hn.st.a";
                 const auto tone = sine_wav(f.dir / "t.wav", 0.2, 0.1);
                 REQUIRE(f.upload(tone, "victim", {}, target).code() == pb::OK);
-                const auto tok = f.make_operator("caller", role, "hn.bv");
+                const auto tok = f.make_operator("caller", role, "hn.bv", pb::DISTRICT);
                 const bool allowed = inside && role >= pb::OPERATOR;
                 INFO(method << " role " << pb::Role_Name(role) << " inside " << inside);
                 const auto before = f.snapshot();
@@ -403,20 +282,14 @@ TEST_CASE("authorisation_matrix_clips", "[control][auth][clips]") {
                     r = f.call("DeleteClip", d, tok);
                 }
                 INFO(pb::StatusCode_Name(r.code()) << ": " << r.message());
-                if (allowed) {
-                    REQUIRE(r.code() == pb::OK);
-                    REQUIRE(f.snapshot() != before);
-                } else {
-                    REQUIRE(r.code() == pb::PERMISSION_DENIED);
-                    REQUIRE(f.snapshot() == before);
-                    REQUIRE(f.service.clip_catalog().upload_count() == 0);
-                }
+                loa::test::require_verdict(r, allowed, before, f.snapshot());
+                if (!allowed) REQUIRE(f.service.clip_catalog().upload_count() == 0);
             }
         }
         // Global clips: only whole-network callers may add or delete them.
         Fixture f;
         f.zone("hn", pb::PROVINCE_ZONE, "");
-        const auto tok = f.make_operator("caller", role, "hn");
+        const auto tok = f.make_operator("caller", role, "hn", pb::DISTRICT);
         REQUIRE(f.upload(sine_wav(f.dir / "g.wav", 0.2, 0.1), "global").code() == pb::OK);
         pb::BeginClipUploadRequest b;
         b.set_name("x");
@@ -440,7 +313,7 @@ TEST_CASE("scoped_caller_lists_its_subtree_and_global_clips", "[control][clips]"
     REQUIRE(f.upload(sine_wav(f.dir / "a.wav", 0.2, 0.1), "global").code() == pb::OK);
     REQUIRE(f.upload(sine_wav(f.dir / "b.wav", 0.2, 0.2), "bv", {}, "hn.bv").code() == pb::OK);
     REQUIRE(f.upload(sine_wav(f.dir / "c.wav", 0.2, 0.3), "st", {}, "hn.st").code() == pb::OK);
-    const auto tok = f.make_operator("v", pb::VIEWER, "hn.bv");
+    const auto tok = f.make_operator("v", pb::VIEWER, "hn.bv", pb::DISTRICT);
     const auto l = f.ok<pb::ListClipsResponse>("ListClips", pb::ListClipsRequest(), tok);
     std::set<std::string> names;
     for (const auto& c : l.clips()) names.insert(c.name());
@@ -451,176 +324,4 @@ TEST_CASE("scoped_caller_lists_its_subtree_and_global_clips", "[control][clips]"
     int clip_events = 0;
     for (const auto& e : ev) clip_events += e.kind() == pb::CLIP_ADDED ? 1 : 0;
     REQUIRE(clip_events == 2);
-}
-
-TEST_CASE("programme_from_catalogue_clip_pins_it_and_follows_cluster_changes", "[control][clips][runtime]") {
-    Fixture f;
-    f.zone("p", pb::PROVINCE_ZONE, "");
-    f.zone("d", pb::DISTRICT_ZONE, "p");
-    f.zone("a", pb::COMMUNE_ZONE, "d");
-    f.zone("b", pb::COMMUNE_ZONE, "d");
-    const auto up_global = f.upload(sine_wav(f.dir / "g.wav", 0.5, 0.5), "global");
-    REQUIRE(up_global.code() == pb::OK);
-    pb::Clip global;
-    REQUIRE(global.ParseFromString(up_global.payload()));
-    const auto up_a = f.upload(sine_wav(f.dir / "a.wav", 0.5, 0.25), "commune a", {}, "a");
-    REQUIRE(up_a.code() == pb::OK);
-    pb::Clip of_a;
-    REQUIRE(of_a.ParseFromString(up_a.payload()));
-
-    EngineConfig config;
-    config.engine.listen = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address_v4("127.0.0.1"), 0);
-    config.engine.fanout_threads = 1;
-    config.engine.realtime_priority = 0;
-    SystemClock media_clock;
-    Engine engine(config, media_clock);
-    engine.start();
-    ProgrammeManager manager(engine);
-    ProgrammeControl control(f.store, manager, f.clock);
-    control.set_clip_dir(f.service.clip_catalog().dir());
-    f.service.set_programme_control(&control);
-
-    pb::StartProgrammeRequest start;
-    start.set_name("bulletin");
-    start.set_level(pb::COMMUNE);
-    start.add_zone_ids("a");
-    start.set_clip_id(global.id());
-    const auto id = f.ok<pb::StartProgrammeResponse>("StartProgramme", start).id();
-    const auto uses = [&](std::uint64_t clip) { return f.store.clip(static_cast<std::int64_t>(clip))->uses; };
-    CHECK(uses(global.id()) == 1);
-    pb::DeleteClipRequest del;
-    del.set_id(global.id());
-    CHECK(f.call("DeleteClip", del).code() == pb::FAILED_PRECONDITION);
-
-    // A cluster registered while the programme plays joins its fan-out at
-    // once; disabling it takes it off again.
-    CHECK(manager.info(id)->listeners == 0);
-    pb::RegisterClusterRequest reg;
-    reg.set_id("a1");
-    reg.set_zone_id("a");
-    reg.set_address("127.0.0.1:9");
-    f.ok<pb::Cluster>("RegisterCluster", reg);
-    CHECK(manager.info(id)->listeners == 1);
-    CHECK(manager.info(id)->targeted == 1);
-    pb::SetClusterEnabledRequest off;
-    off.set_id("a1");
-    off.set_enabled(false);
-    f.ok<pb::Cluster>("SetClusterEnabled", off);
-    CHECK(manager.info(id)->listeners == 0);
-
-    // A commune-B operator cannot see commune A's clip: it is "not found".
-    const auto b_token = f.make_operator("op-b", pb::OPERATOR, "b");
-    auto other = start;
-    other.clear_zone_ids();
-    other.add_zone_ids("b");
-    other.set_clip_id(of_a.id());
-    CHECK(f.call("StartProgramme", other, b_token).code() == pb::NOT_FOUND);
-    other.set_clip_id(9999);
-    CHECK(f.call("StartProgramme", other).code() == pb::NOT_FOUND);
-    CHECK(uses(of_a.id()) == 0);
-
-    pb::StopProgrammeRequest stop;
-    stop.set_id(id);
-    f.ok<pb::StopProgrammeResponse>("StopProgramme", stop);
-    CHECK(uses(global.id()) == 0);
-    f.ok<pb::DeleteClipResponse>("DeleteClip", del);
-    f.service.set_programme_control(nullptr);
-    engine.stop();
-}
-
-TEST_CASE("programme_background_clip_is_ducked_bed_pinned_persisted_and_restored", "[control][clips][runtime][ducker]") {
-    Fixture f;
-    f.zone("p", pb::PROVINCE_ZONE, "");
-    f.zone("d", pb::DISTRICT_ZONE, "p");
-    f.zone("a", pb::COMMUNE_ZONE, "d");
-    f.zone("b", pb::COMMUNE_ZONE, "d");
-    const auto up_global = f.upload(sine_wav(f.dir / "g.wav", 0.5, 0.5), "music");
-    REQUIRE(up_global.code() == pb::OK);
-    pb::Clip music;
-    REQUIRE(music.ParseFromString(up_global.payload()));
-    const auto up_a = f.upload(sine_wav(f.dir / "a.wav", 0.5, 0.25), "commune a music", {}, "a");
-    REQUIRE(up_a.code() == pb::OK);
-    pb::Clip of_a;
-    REQUIRE(of_a.ParseFromString(up_a.payload()));
-
-    EngineConfig config;
-    config.engine.listen = boost::asio::ip::udp::endpoint(boost::asio::ip::make_address_v4("127.0.0.1"), 0);
-    config.engine.fanout_threads = 1;
-    config.engine.realtime_priority = 0;
-    SystemClock media_clock;
-    Engine engine(config, media_clock);
-    engine.start();
-    ProgrammeManager manager(engine);
-    ProgrammeControl control(f.store, manager, f.clock);
-    control.set_clip_dir(f.service.clip_catalog().dir());
-    f.service.set_programme_control(&control);
-    const auto uses = [&](std::uint64_t clip) { return f.store.clip(static_cast<std::int64_t>(clip))->uses; };
-
-    pb::StartProgrammeRequest start;
-    start.set_name("talk over music");
-    start.set_level(pb::COMMUNE);
-    start.add_zone_ids("b");
-    start.set_tone_hz(440);
-
-    // Refused, nothing stored or pinned: a dip out of range, a dip without a
-    // bed, a bed that does not exist or that the caller cannot see.
-    auto bad = start;
-    bad.set_background_clip_id(music.id());
-    bad.set_duck_db(-61);
-    CHECK(f.call("StartProgramme", bad).code() == pb::INVALID_ARGUMENT);
-    bad.set_duck_db(1);
-    CHECK(f.call("StartProgramme", bad).code() == pb::INVALID_ARGUMENT);
-    bad.set_background_clip_id(0);
-    bad.set_duck_db(-10);
-    CHECK(f.call("StartProgramme", bad).code() == pb::INVALID_ARGUMENT);
-    bad.set_background_clip_id(9999);
-    CHECK(f.call("StartProgramme", bad).code() == pb::NOT_FOUND);
-    const auto b_token = f.make_operator("op-b", pb::OPERATOR, "b");
-    bad.set_background_clip_id(of_a.id());
-    CHECK(f.call("StartProgramme", bad, b_token).code() == pb::NOT_FOUND);
-    CHECK(f.store.programmes().empty());
-    CHECK(uses(music.id()) == 0);
-    CHECK(uses(of_a.id()) == 0);
-
-    start.set_background_clip_id(music.id());
-    start.set_duck_db(-15);
-    const auto id = f.ok<pb::StartProgrammeResponse>("StartProgramme", start).id();
-    CHECK(uses(music.id()) == 1);
-    pb::DeleteClipRequest del;
-    del.set_id(music.id());
-    CHECK(f.call("DeleteClip", del).code() == pb::FAILED_PRECONDITION);
-    const auto rows = f.store.programmes();
-    REQUIRE(rows.size() == 1);
-    CHECK(rows[0].id == id);
-    CHECK(rows[0].background_clip_id == static_cast<std::int64_t>(music.id()));
-    CHECK(rows[0].duck_centi_db == -1500);
-
-    {
-        // A restarted engine brings the bed back with its dip.
-        Engine engine2(config, media_clock);
-        engine2.start();
-        ProgrammeManager manager2(engine2);
-        ProgrammeControl control2(f.store, manager2, f.clock);
-        control2.set_clip_dir(f.service.clip_catalog().dir());
-        REQUIRE(control2.refresh_topology().ok());
-        const auto problems = control2.restore();
-        INFO((problems.empty() ? std::string() : problems.front()));
-        CHECK(problems.empty());
-        CHECK(manager2.contains(id));
-        const auto row = control2.row(id);
-        REQUIRE(row);
-        CHECK(row->background_clip_id == static_cast<std::int64_t>(music.id()));
-        CHECK(row->duck_centi_db == -1500);
-        manager2.stop(id);
-        engine2.stop();
-    }
-
-    pb::StopProgrammeRequest stop;
-    stop.set_id(id);
-    f.ok<pb::StopProgrammeResponse>("StopProgramme", stop);
-    CHECK(uses(music.id()) == 0);
-    CHECK(f.store.programmes().empty());
-    f.ok<pb::DeleteClipResponse>("DeleteClip", del);
-    f.service.set_programme_control(nullptr);
-    engine.stop();
 }

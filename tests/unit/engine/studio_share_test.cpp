@@ -28,6 +28,7 @@
 #include "loa/engine/studio_control.h"
 #include "loa/engine/studio_source.h"
 #include "loa/transport/rtp_packet.h"
+#include "alerts_fixture.h"
 #include "control_calls.h"
 #include "rtp_listener.h"
 #include "temp_dir.h"
@@ -36,25 +37,13 @@
 using namespace loa::engine;
 namespace pb = loa::control::v1;
 using boost::asio::ip::udp;
+using loa::test::tones_of;
 
 namespace {
 
 constexpr std::uint32_t kStudioSsrc = 0x5151;
 constexpr double kStudioHz = 1500.0;
 constexpr double kClipHz = 440.0;
-
-// The tones of a stretch, in order: 100 ms windows fitted with an SNR of
-// 20 dB or more, neighbours within 5 Hz collapsed.
-std::vector<int> tones_of(std::span<const float> pcm) {
-    std::vector<int> out;
-    for (std::size_t at = 0; at + 4800 <= pcm.size(); at += 4800) {
-        const auto fit = loa::codecs::fit_tone(pcm.subspan(at, 4800));
-        if (fit.snr_db < 20.0) continue;
-        const int hz = static_cast<int>(std::lround(fit.frequency_hz));
-        if (out.empty() || std::abs(out.back() - hz) > 5) out.push_back(hz);
-    }
-    return out;
-}
 
 bool near(const std::vector<int>& got, const std::vector<double>& want) {
     if (got.size() != want.size()) return false;
