@@ -277,7 +277,7 @@ TEST_CASE("control_acknowledged_changes_survive_sigkill", "[integration][control
         ++inflight_kills;
         const int delay_us = gen.chance(0.3) ? 0 : gen.uniform(0, 1500);
         const auto id = client->send(op.method, *op.request);
-        if (delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+        if (delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));  // allowed: seeded kill point
         engine.kill();
         std::optional<pb::Response> answer;
         try {

@@ -56,7 +56,7 @@ bool wait_until(Pred pred, std::chrono::seconds limit = std::chrono::seconds(20)
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!pred()) {
         if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // allowed: the poll step of a condition wait
     }
     return true;
 }

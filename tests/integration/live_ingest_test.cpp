@@ -256,7 +256,7 @@ TEST_CASE("ingest_bad_input_dropped_live_programme_undisturbed", "[integration][
     const auto fake = impostor_packets(100);
     for (const auto& p : fake) {
         attacker.send_to(boost::asio::buffer(p), ingest);
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // allowed: paces the impostor like a real sender
     }
 
     const auto studio_out = studio.read_all(30000);

@@ -107,13 +107,16 @@ public:
     /// Waits for exit up to `timeout_ms`; returns the exit status, or -signal
     /// if it was killed by a signal, or nullopt on timeout.
     std::optional<int> wait(int timeout_ms = 30000) {
+        // Reaped already: the same answer again (waitpid would fail now).
+        if (exited_) return exit_status_;
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         for (;;) {
             int st = 0;
             const auto r = ::waitpid(pid_, &st, WNOHANG);
             if (r == pid_) {
                 exited_ = true;
-                return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+                exit_status_ = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+                return exit_status_;
             }
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                                   deadline - std::chrono::steady_clock::now())
@@ -140,6 +143,7 @@ private:
     int pidfd_ = -1;
     bool out_eof_ = false;
     bool exited_ = false;
+    int exit_status_ = 0;  // once exited_
     std::string buffer_;
 };
 

@@ -61,7 +61,7 @@ bool eventually(Pred pred) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!pred()) {
         if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));  // allowed: the poll step of a condition wait
     }
     return true;
 }
