@@ -51,7 +51,7 @@ TEST_CASE("loactl_drives_engine_over_unix_socket", "[integration][control]") {
         ctl.ok({"clusters", "register", "c2", "--zone", "hn.st", "--multicast", "239.1.2.3:5004"});
         r = ctl.run({"clusters", "register", "c1", "--zone", "hn.bv.tl"});
         REQUIRE(r.status == 6);  // ALREADY_EXISTS
-        r = ctl.run({"clusters", "register", "c3", "--zone", "hn", "--multicast", "10.0.0.1:5004"});
+        r = ctl.run({"clusters", "register", "c3", "--zone", "hn", "--multicast", "127.0.0.21:5004"});
         REQUIRE(r.status == 3);
         ctl.ok({"clusters", "disable", "c1"});
         r = ctl.run({"--json", "clusters", "get", "c1"});

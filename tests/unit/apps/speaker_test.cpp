@@ -73,10 +73,10 @@ std::vector<float> after_onset(const std::vector<float>& audio, std::size_t skip
 }  // namespace
 
 TEST_CASE("engine_address_parsing", "[speaker]") {
-    auto a = speaker::parse_engine_address("10.1.2.3");
-    CHECK(a.address.to_string() == "10.1.2.3");
+    auto a = speaker::parse_engine_address("127.1.2.3");
+    CHECK(a.address.to_string() == "127.1.2.3");
     CHECK_FALSE(a.port.has_value());
-    a = speaker::parse_engine_address("10.1.2.3:5004");
+    a = speaker::parse_engine_address("127.1.2.3:5004");
     CHECK(a.port == std::optional<std::uint16_t>(5004));
     a = speaker::parse_engine_address("::1");
     CHECK(a.address.is_v6());
@@ -84,7 +84,7 @@ TEST_CASE("engine_address_parsing", "[speaker]") {
     CHECK(a.address.to_string() == "fd00::7");
     CHECK(a.port == std::optional<std::uint16_t>(6000));
     CHECK_THROWS_AS(speaker::parse_engine_address("engine.example:5004"), std::invalid_argument);
-    CHECK_THROWS_AS(speaker::parse_engine_address("10.1.2.3:99999"), std::invalid_argument);
+    CHECK_THROWS_AS(speaker::parse_engine_address("127.1.2.3:99999"), std::invalid_argument);
     // A v4-mapped source matches a plain IPv4 engine.
     CHECK(speaker::parse_engine_address("127.0.0.1").matches(
         udp::endpoint(boost::asio::ip::make_address("::ffff:127.0.0.1"), 40000)));

@@ -87,14 +87,14 @@ TEST_CASE("config_parses_every_setting", "[config]") {
 
 TEST_CASE("config_errors_name_file_and_key", "[config]") {
     CHECK(error_of("[engine]\nlisten = \"nowhere\"\n").find("test.toml: engine.listen: is not an address") == 0);
-    CHECK(error_of("[engine]\nlisen = \"1.2.3.4:5\"\n").find("engine.lisen: is not a known setting") != std::string::npos);
+    CHECK(error_of("[engine]\nlisen = \"127.2.3.4:5\"\n").find("engine.lisen: is not a known setting") != std::string::npos);
     CHECK(error_of("[engine]\nfanout_threads = 0\n").find("engine.fanout_threads: must be between 1 and 64") !=
           std::string::npos);
     CHECK(error_of(with_program("ptime_ms = 30")).find("program[0].ptime_ms: must be 10, 20, 40 or 60") !=
           std::string::npos);
     CHECK(error_of(with_program("bitrate = 100")).find("program[0].bitrate") != std::string::npos);
     CHECK(error_of(with_program("clusters = [\"ghost\"]")).find("unknown cluster \"ghost\"") != std::string::npos);
-    CHECK(error_of(with_program("multicast = \"10.0.0.1:5004\"")).find("not a multicast group") !=
+    CHECK(error_of(with_program("multicast = \"127.0.0.21:5004\"")).find("not a multicast group") !=
           std::string::npos);
     CHECK(error_of(with_program("priority = \"urgent\"")).find("program[0].priority") != std::string::npos);
     CHECK(error_of(with_program("content = \"noise\"")).find("program[0].content") != std::string::npos);
@@ -144,7 +144,7 @@ max_delay_ms = 300
 
 [[studio]]
 name = "van-hoa"
-source_address = "192.0.2.10"
+source_address = "127.0.2.10"
 program = "jingles"
 delay_ms = 80
 
@@ -191,7 +191,7 @@ TEST_CASE("config_parses_studios", "[config][studio]") {
     const auto* b = cfg.find_studio("van-hoa");
     REQUIRE(b != nullptr);
     CHECK_FALSE(b->ssrc.has_value());
-    CHECK(b->source_address->to_string() == "192.0.2.10");
+    CHECK(b->source_address->to_string() == "127.0.2.10");
     CHECK(b->fixed_delay_ms == std::optional<int>(80));
     CHECK(cfg.find_studio("nobody") == nullptr);
 
@@ -225,7 +225,7 @@ TEST_CASE("config_studio_errors_name_the_key", "[config][studio]") {
     CHECK(error_of(studio_config("ssrc = -1")).find("studio[0].ssrc: must be between") != std::string::npos);
     CHECK(error_of(studio_config("source_address = \"studio.example\"")).find("studio[0].source_address") !=
           std::string::npos);
-    CHECK(error_of(studio_config("source_address = \"10.0.0.1:5000\"")).find("studio[0].source_address") !=
+    CHECK(error_of(studio_config("source_address = \"127.0.0.21:5000\"")).find("studio[0].source_address") !=
           std::string::npos);
     CHECK(error_of(studio_config("source_address = \"::1\"")).find("must be an IPv4 address") != std::string::npos);
     CHECK(error_of(studio_config("ssrc = 1\nmin_delay_ms = 400\nmax_delay_ms = 100"))
@@ -257,8 +257,8 @@ TEST_CASE("config_studio_errors_name_the_key", "[config][studio]") {
               .find("studio[1].name: duplicate studio name \"a\"") != std::string::npos);
     // Same SSRC from two distinct hosts is fine.
     CHECK_NOTHROW(parse_config(
-        "[[studio]]\nname = \"a\"\nssrc = 5\nsource_address = \"192.0.2.1\"\nprogram = \"live\"\n" +
-            studio_config("ssrc = 5\nsource_address = \"192.0.2.2\""),
+        "[[studio]]\nname = \"a\"\nssrc = 5\nsource_address = \"127.0.2.1\"\nprogram = \"live\"\n" +
+            studio_config("ssrc = 5\nsource_address = \"127.0.2.2\""),
         "test.toml", "/etc/loa"));
     CHECK(error_of("[engine]\ningest_listen = \"[::1]:5006\"\n").find("engine.ingest_listen: must be an IPv4") !=
           std::string::npos);

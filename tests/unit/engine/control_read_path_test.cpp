@@ -236,7 +236,7 @@ TEST_CASE("control_list_clusters_pages_the_same_with_either_live_provider", "[co
             char id[32];
             std::snprintf(id, sizeof id, "cluster-%05d", i);
             f.store.insert_cluster(ClusterRow{id, std::string("a rather long cluster name number ") + id, "p",
-                                              i % 3 == 0 ? "10.1.2.3:5004" : "", "", i % 7 != 0});
+                                              i % 3 == 0 ? "127.1.2.3:5004" : "", "", i % 7 != 0});
         }
     });
     const auto per_row = [](const std::string& id) -> std::optional<loa::engine::v1::ClusterState> {
@@ -282,7 +282,7 @@ TEST_CASE("control_list_clusters_pages_the_same_with_either_live_provider", "[co
     CHECK(stored[0].address.empty());
     CHECK_FALSE(stored[0].enabled);  // 98 = 7 * 14
     CHECK(stored[1].id == "cluster-00099");
-    CHECK(stored[1].address == "10.1.2.3:5004");  // 99 = 3 * 33
+    CHECK(stored[1].address == "127.1.2.3:5004");  // 99 = 3 * 33
     CHECK(stored[1].enabled);
 }
 

@@ -29,7 +29,7 @@ TEST_CASE("sdp_multicast_has_ttl", "[sdp]") {
     p.name = "m";
     p.content = loa::codecs::Content::Music;
     p.multicast = udp::endpoint(make_address("239.255.0.9"), 5004);
-    const auto sdp = make_sdp(p, "10.1.1.1", "e", std::nullopt, 16);
+    const auto sdp = make_sdp(p, "127.1.1.1", "e", std::nullopt, 16);
     CHECK(sdp.find("c=IN IP4 239.255.0.9/16\r\n") != std::string::npos);
     CHECK(sdp.find("useinbandfec=0") != std::string::npos);
 }

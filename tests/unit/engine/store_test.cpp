@@ -97,14 +97,14 @@ CREATE TABLE operators(name TEXT PRIMARY KEY, role INTEGER NOT NULL, zone_id TEX
   max_level INTEGER NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_unix_ms INTEGER NOT NULL,
   created_by TEXT NOT NULL DEFAULT '');
 INSERT INTO zones VALUES('hn', 'Ha Noi', 1, NULL);
-INSERT INTO clusters VALUES('c1', 'one', 'hn', '10.0.0.1:5004', 0);
+INSERT INTO clusters VALUES('c1', 'one', 'hn', '127.0.0.21:5004', 0);
 INSERT INTO operators VALUES('ann', 2, 'hn', 3, 'abcd', 5, '');
 )sql");
     Store s(db);
     REQUIRE(s.schema_version() == Store::kSchemaVersion);
     const auto c = s.cluster("c1");
     REQUIRE(c);
-    REQUIRE(c->address == "10.0.0.1:5004");
+    REQUIRE(c->address == "127.0.0.21:5004");
     REQUIRE_FALSE(c->enabled);
     REQUIRE(c->multicast_group.empty());
     REQUIRE(s.operator_by_token_hash("abcd")->name == "ann");

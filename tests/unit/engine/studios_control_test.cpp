@@ -122,7 +122,7 @@ TEST_CASE("declare_studio_validation", "[control][studios]") {
     bad = r;
     bad.clear_ssrc();
     CHECK(code(bad) == pb::INVALID_ARGUMENT);  // neither ssrc nor address
-    for (const std::string addr : {"", "not-an-ip", "::1", "10.0.0.1:5004", "0.0.0.0", "239.1.1.1"}) {
+    for (const std::string addr : {"", "not-an-ip", "::1", "127.0.0.21:5004", "0.0.0.0", "239.1.1.1"}) {
         bad = r;
         bad.set_source_address(addr);
         CHECK(code(bad) == pb::INVALID_ARGUMENT);
@@ -159,10 +159,10 @@ TEST_CASE("declare_studio_validation", "[control][studios]") {
     // Defaults: adaptive up to 500 ms.
     auto by_host = declare("by-host", "hn.bv", 0);
     by_host.clear_ssrc();
-    by_host.set_source_address("10.0.0.9");
+    by_host.set_source_address("127.0.0.29");
     const auto h = f.ok<pb::Studio>("DeclareStudio", by_host);
     CHECK_FALSE(h.has_ssrc());
-    CHECK(h.source_address() == "10.0.0.9");
+    CHECK(h.source_address() == "127.0.0.29");
     CHECK(h.max_delay_ms() == 500);
     CHECK(h.fixed_delay_ms() == 0);
 
@@ -281,7 +281,7 @@ TEST_CASE("studios_and_their_programmes_are_restored", "[control][studios]") {
         first.ok<pb::Studio>("DeclareStudio", declare("ba-vi", "hn.bv", 5151));
         auto by_host = declare("son-tay", "hn.st", 0);
         by_host.clear_ssrc();
-        by_host.set_source_address("10.0.0.7");
+        by_host.set_source_address("127.0.0.27");
         first.ok<pb::Studio>("DeclareStudio", by_host);
         id = first.ok<pb::StartProgrammeResponse>("StartProgramme", start_from("ba-vi", "hn.bv.a")).id();
     }

@@ -278,7 +278,7 @@ TEST_CASE("studios_table_round_trips", "[store][studios]") {
         StudioRow b;
         b.name = "Alpha";
         b.zone_id = "hn";
-        b.source_address = "10.1.2.3";
+        b.source_address = "127.1.2.3";
         b.fixed_delay_ms = 80;
         s.write([&] {
             s.insert_studio(a);
@@ -296,7 +296,7 @@ TEST_CASE("studios_table_round_trips", "[store][studios]") {
     REQUIRE(all.size() == 2);
     CHECK(all[0].name == "Alpha");  // ordered by name
     CHECK_FALSE(all[0].ssrc);
-    CHECK(all[0].source_address == "10.1.2.3");
+    CHECK(all[0].source_address == "127.1.2.3");
     CHECK(all[0].fixed_delay_ms == 80);
     const auto a = s.studio("ba-vi");
     REQUIRE(a);
